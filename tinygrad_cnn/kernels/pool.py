@@ -1,0 +1,417 @@
+"""Pooling kernels: windowed max / average and the scatter / gather pair by flat index.
+
+Everything here works on a *lifted* 3-d layout ``(P, D, H, W)``: ``P = N * C`` planes, and
+1-d / 2-d problems get leading spatial dimensions of size 1 (window 1, stride 1, no padding),
+so one kernel serves 1d, 2d and 3d.  A flat index into a plane, ``(d * H + h) * W + w``, is then
+exactly PyTorch's index convention for every dimensionality (the leading 1s add nothing).
+
+A pooling window is described per spatial dimension by two small tables built in numpy
+(:func:`pool_windows`, :func:`adaptive_windows`):
+
+* ``first[o]``: the first input position of output ``o``'s window that lies inside the input,
+* ``count[o]``: how many of its taps (``first, first + step, ...``) lie inside the input,
+
+plus one ``step`` (the dilation) per dimension.  Padding never has to be materialised: taps in
+the padding are simply not visited (they would contribute ``-inf`` to a max and ``0`` to a sum).
+Regular and adaptive pooling are the same kernel with different tables.
+
+Max-pool semantics follow PyTorch's CPU kernels: the window scans in row-major order, a value
+replaces the running maximum if it is *strictly* greater or if it is NaN.  So on ties the first
+maximum in scan order wins, and a NaN always propagates (the *last* NaN in the window gives the
+index).  A window without any input pixel (possible only with large dilation and padding) gives
+``-inf`` and the index of its first tap, as PyTorch does.
+
+Kernels take and return numpy arrays and ints only, run under ``NUMBA_DISABLE_JIT=1`` as plain
+Python, and each has a slow loop reference at the end of this file used as the test oracle.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+from numba import njit, prange
+
+# --------------------------------------------------------------------------------------------
+# window tables (numpy)
+# --------------------------------------------------------------------------------------------
+
+
+def pool_windows(in_size: int, kernel: int, stride: int, padding: int, dilation: int,
+                 out_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tables ``(first, count, padded_len)`` of a regular pooling window along one dimension.
+
+    Output ``o``'s window has taps at ``o*stride - padding + j*dilation`` for ``j < kernel``.
+    ``padded_len[o]`` is the window length clipped to the padded input, PyTorch's
+    ``count_include_pad=True`` divisor factor (only meaningful with ``dilation=1``).
+    """
+    first = np.empty(out_size, np.int64)
+    count = np.empty(out_size, np.int64)
+    padded_len = np.empty(out_size, np.int64)
+    for o in range(out_size):
+        start = o * stride - padding
+        j0 = -(start // dilation) if start < 0 else 0          # first tap with position >= 0
+        j1 = min(kernel - 1, (in_size - 1 - start) // dilation)  # last tap with position < in_size
+        first[o] = start + j0 * dilation
+        count[o] = max(j1 - j0 + 1, 0)
+        padded_len[o] = min(start + kernel, in_size + padding) - start
+    return first, count, padded_len
+
+
+def adaptive_windows(in_size: int, out_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Tables ``(first, count)`` of adaptive pooling: window ``o`` covers
+    ``[floor(o*in/out), ceil((o+1)*in/out))``."""
+    o = np.arange(out_size, dtype=np.int64)
+    first = (o * in_size) // out_size
+    stop = -((-(o + 1) * in_size) // out_size)
+    return first, stop - first
+
+
+# --------------------------------------------------------------------------------------------
+# jitted kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def window_max(x, first_d, count_d, first_h, count_h, first_w, count_w, step_d, step_h, step_w):
+    """Max over each window of ``x (P, D, H, W)`` and its flat index in the plane.
+
+    Returns ``values (P, oD, oH, oW)`` (dtype of x) and ``indices (P, oD, oH, oW)`` int64.
+    """
+    P, D, H, W = x.shape
+    oD, oH, oW = first_d.shape[0], first_h.shape[0], first_w.shape[0]
+    values = np.empty((P, oD, oH, oW), x.dtype)
+    indices = np.empty((P, oD, oH, oW), np.int64)
+    for p in prange(P):
+        plane = x[p]
+        for od in range(oD):
+            for oh in range(oH):
+                out_row = values[p, od, oh]
+                index_row = indices[p, od, oh]
+                for ow in range(oW):
+                    best = -np.inf
+                    best_index = (first_d[od] * H + first_h[oh]) * W + first_w[ow]
+                    for jd in range(count_d[od]):
+                        d = first_d[od] + jd * step_d
+                        for jh in range(count_h[oh]):
+                            h = first_h[oh] + jh * step_h
+                            row = plane[d, h]
+                            for jw in range(count_w[ow]):
+                                w = first_w[ow] + jw * step_w
+                                v = row[w]
+                                if v > best or v != v:     # strictly greater, or NaN
+                                    best = v
+                                    best_index = (d * H + h) * W + w
+                    out_row[ow] = best
+                    index_row[ow] = best_index
+    return values, indices
+
+
+@njit(cache=True, parallel=True)
+def window_mean(x, first_d, count_d, first_h, count_h, first_w, count_w, divisor):
+    """Sum over each (step 1) window of ``x (P, D, H, W)`` divided by ``divisor (oD, oH, oW)``."""
+    P = x.shape[0]
+    oD, oH, oW = first_d.shape[0], first_h.shape[0], first_w.shape[0]
+    out = np.empty((P, oD, oH, oW), x.dtype)
+    for p in prange(P):
+        plane = x[p]
+        for od in range(oD):
+            for oh in range(oH):
+                out_row = out[p, od, oh]
+                for ow in range(oW):
+                    total = 0.0
+                    for d in range(first_d[od], first_d[od] + count_d[od]):
+                        for h in range(first_h[oh], first_h[oh] + count_h[oh]):
+                            row = plane[d, h]
+                            for w in range(first_w[ow], first_w[ow] + count_w[ow]):
+                                total += row[w]
+                    out_row[ow] = total / divisor[od, oh, ow]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def window_mean_adjoint(grad, first_d, count_d, first_h, count_h, first_w, count_w, divisor,
+                        D, H, W):
+    """Transpose of :func:`window_mean`: each ``grad (P, oD, oH, oW)`` value, divided by its
+    divisor, is added to every input position of its window.  Returns ``(P, D, H, W)``."""
+    P, oD, oH, oW = grad.shape
+    out = np.empty((P, D, H, W), grad.dtype)
+    for p in prange(P):
+        plane = out[p]
+        plane[:] = 0.0
+        for od in range(oD):
+            for oh in range(oH):
+                grad_row = grad[p, od, oh]
+                for ow in range(oW):
+                    g = grad_row[ow] / divisor[od, oh, ow]
+                    for d in range(first_d[od], first_d[od] + count_d[od]):
+                        for h in range(first_h[oh], first_h[oh] + count_h[oh]):
+                            row = plane[d, h]
+                            for w in range(first_w[ow], first_w[ow] + count_w[ow]):
+                                row[w] += g
+    return out
+
+
+@njit(cache=True, parallel=True)
+def scatter_add_by_index(src, index, out_len):
+    """``out[p, index[p, m]] += src[p, m]`` into zeros ``(P, out_len)``.
+
+    This is max-pool's input gradient and max-unpool's forward.  Several ``m`` with the same
+    index (overlapping pooling windows) accumulate.  Indices outside ``[0, out_len)`` are
+    skipped, so the kernel can never write out of bounds (callers validate and raise first).
+    """
+    P, M = src.shape
+    out = np.empty((P, out_len), src.dtype)
+    for p in prange(P):
+        out_row = out[p]
+        out_row[:] = 0.0
+        src_row = src[p]
+        index_row = index[p]
+        for m in range(M):
+            i = index_row[m]
+            if 0 <= i < out_len:
+                out_row[i] += src_row[m]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def gather_by_index(src, index):
+    """``out[p, m] = src[p, index[p, m]]``, shape of ``index``; the transpose of
+    :func:`scatter_add_by_index` (max-unpool's input gradient).  Out-of-range indices read 0."""
+    P, L = src.shape
+    M = index.shape[1]
+    out = np.empty((P, M), src.dtype)
+    for p in prange(P):
+        out_row = out[p]
+        src_row = src[p]
+        index_row = index[p]
+        for m in range(M):
+            i = index_row[m]
+            out_row[m] = src_row[i] if 0 <= i < L else 0.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# N-d entry points: lift (N, C, *spatial) to (P, D, H, W), build the tables once, call kernels
+# --------------------------------------------------------------------------------------------
+
+
+def lift3(values: Sequence[int], fill: int) -> Tuple[int, int, int]:
+    """Pad a per-dimension tuple of a 1d/2d/3d problem to 3 dims with leading ``fill``."""
+    values = tuple(int(v) for v in values)
+    return (fill,) * (3 - len(values)) + values
+
+
+def lift_planes(x: np.ndarray, ndim: int) -> np.ndarray:
+    """``(N, C, *spatial)`` -> contiguous ``(N*C, D, H, W)`` with leading spatial 1s."""
+    spatial = lift3(x.shape[x.ndim - ndim:], 1)
+    return np.ascontiguousarray(x).reshape((-1,) + spatial)
+
+
+class PoolWindows:
+    """The windows of one pooling configuration: per-dimension ``first``/``count`` tables, the
+    dilation ``step`` and (for averages) the divisor of each output, for 1, 2 or 3 spatial dims.
+
+    Build with :meth:`regular` or :meth:`adaptive`; then :meth:`max`, :meth:`mean` and
+    :meth:`mean_adjoint` run the kernels on ``(N, C, *spatial)`` arrays.
+    """
+
+    def __init__(self, in_size: Sequence[int], out_size: Sequence[int], tables, step: Sequence[int],
+                 divisor: np.ndarray):
+        self.ndim = len(in_size)
+        self.in_size = tuple(in_size)
+        self.out_size = tuple(out_size)
+        self.tables = tables          # (first_d, count_d, first_h, count_h, first_w, count_w)
+        self.step = lift3(step, 1)
+        self.divisor = divisor        # float64 (oD, oH, oW)
+
+    @classmethod
+    def regular(cls, in_size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                padding: Sequence[int], dilation: Sequence[int], out_size: Sequence[int],
+                count_include_pad: bool = True, divisor_override: int | None = None) -> "PoolWindows":
+        """Windows of max/avg pooling; ``out_size`` comes from ``shapes.pool_output_size``."""
+        tables, inside, padded = [], [], []
+        for args in zip(lift3(in_size, 1), lift3(kernel, 1), lift3(stride, 1), lift3(padding, 0),
+                        lift3(dilation, 1), lift3(out_size, 1)):
+            first, count, padded_len = pool_windows(*args)
+            tables += [first, count]
+            inside.append(count)
+            padded.append(padded_len)
+        if divisor_override:
+            divisor = np.full(lift3(out_size, 1), float(divisor_override))
+        else:
+            factors = padded if count_include_pad else inside
+            divisor = np.multiply.outer(np.multiply.outer(factors[0], factors[1]), factors[2])
+        return cls(in_size, out_size, tuple(tables), dilation, divisor.astype(np.float64))
+
+    @classmethod
+    def adaptive(cls, in_size: Sequence[int], out_size: Sequence[int]) -> "PoolWindows":
+        """Windows of adaptive pooling (``[floor(o*in/out), ceil((o+1)*in/out))`` per dim)."""
+        tables, counts = [], []
+        for n_in, n_out in zip(lift3(in_size, 1), lift3(out_size, 1)):
+            first, count = adaptive_windows(n_in, n_out)
+            tables += [first, count]
+            counts.append(count)
+        divisor = np.multiply.outer(np.multiply.outer(counts[0], counts[1]), counts[2])
+        return cls(in_size, out_size, tuple(tables), (1,) * len(in_size), divisor.astype(np.float64))
+
+    def _unlift(self, y: np.ndarray, batch_shape: Tuple[int, ...], spatial: Tuple[int, ...]) -> np.ndarray:
+        return y.reshape(batch_shape + spatial)
+
+    def max(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``x (N, C, *in_size)`` -> ``(values, int64 indices)``, each ``(N, C, *out_size)``."""
+        batch = x.shape[:x.ndim - self.ndim]
+        values, indices = window_max(lift_planes(x, self.ndim), *self.tables, *self.step)
+        return self._unlift(values, batch, self.out_size), self._unlift(indices, batch, self.out_size)
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        """``x (N, C, *in_size)`` -> window sums / divisor ``(N, C, *out_size)``."""
+        batch = x.shape[:x.ndim - self.ndim]
+        out = window_mean(lift_planes(x, self.ndim), *self.tables, self.divisor)
+        return self._unlift(out, batch, self.out_size)
+
+    def mean_adjoint(self, grad: np.ndarray) -> np.ndarray:
+        """Transpose of :meth:`mean`: ``grad (N, C, *out_size)`` -> ``(N, C, *in_size)``."""
+        batch = grad.shape[:grad.ndim - self.ndim]
+        out = window_mean_adjoint(lift_planes(grad, self.ndim), *self.tables, self.divisor,
+                                  *lift3(self.in_size, 1))
+        return self._unlift(out, batch, self.in_size)
+
+
+def scatter_add_planes(src: np.ndarray, indices: np.ndarray, out_size: Sequence[int]) -> np.ndarray:
+    """Scatter ``src (N, C, *S)`` by flat per-plane ``indices`` (same shape) into zeros
+    ``(N, C, *out_size)``, adding duplicates: max-pool's input gradient = max-unpool's forward.
+    Leading dims are any batch dims (``(C, *S)`` works too)."""
+    out_size = tuple(int(s) for s in out_size)
+    batch = src.shape[:src.ndim - len(out_size)]
+    planes = int(np.prod(batch))
+    flat_src = np.ascontiguousarray(src).reshape(planes, src.size // max(planes, 1))
+    flat_index = np.ascontiguousarray(indices, dtype=np.int64).reshape(flat_src.shape)
+    return scatter_add_by_index(flat_src, flat_index, int(np.prod(out_size))).reshape(batch + out_size)
+
+
+def gather_planes(src: np.ndarray, indices: np.ndarray, ndim: int) -> np.ndarray:
+    """Gather ``src (N, C, *L)`` at flat per-plane ``indices (N, C, *S)`` -> ``(N, C, *S)``:
+    max-unpool's input gradient, the transpose of :func:`scatter_add_planes`."""
+    batch = src.shape[:src.ndim - ndim]
+    planes = int(np.prod(batch))
+    flat_src = np.ascontiguousarray(src).reshape(planes, src.size // max(planes, 1))
+    flat_index = np.ascontiguousarray(indices, dtype=np.int64).reshape(planes, indices.size // max(planes, 1))
+    return gather_by_index(flat_src, flat_index).reshape(indices.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# plain loop references (slow, obviously correct; the oracles of the kernel tests)
+# --------------------------------------------------------------------------------------------
+
+
+def _window_positions(o: int, kernel: int, stride: int, padding: int, dilation: int):
+    """Input positions of output o's window (some may lie in the padding), in scan order."""
+    return [o * stride - padding + j * dilation for j in range(kernel)]
+
+
+def _max_by_scan(x_plane: np.ndarray, positions, first) -> Tuple[float, int]:
+    """PyTorch's scan: start at -inf with the index of ``first``; take strictly greater or NaN."""
+    shape = x_plane.shape
+    best = -math.inf
+    best_index = sum(f * int(np.prod(shape[i + 1:])) for i, f in enumerate(first))  # row-major
+    for pos in positions:
+        v = x_plane[pos]
+        if v > best or math.isnan(v):
+            best, best_index = v, int(np.ravel_multi_index(pos, x_plane.shape))
+    return best, best_index
+
+
+def max_pool_reference(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
+                       padding: Sequence[int], dilation: Sequence[int],
+                       out_size: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Max pooling of ``x (N, C, *spatial)`` by loops, PyTorch's rules (see module docstring)."""
+    N, C, *spatial = x.shape
+    values = np.empty((N, C, *out_size), x.dtype)
+    indices = np.empty((N, C, *out_size), np.int64)
+    for n, c in itertools.product(range(N), range(C)):
+        for o in itertools.product(*[range(s) for s in out_size]):
+            taps = [_window_positions(o[i], kernel[i], stride[i], padding[i], dilation[i])
+                    for i in range(len(spatial))]
+            inside = [[t for t in taps[i] if 0 <= t < spatial[i]] for i in range(len(spatial))]
+            first = [next(t for t in taps[i] if t >= 0) for i in range(len(spatial))]
+            values[(n, c) + o], indices[(n, c) + o] = _max_by_scan(
+                x[n, c], itertools.product(*inside), first)
+    return values, indices
+
+
+def avg_pool_reference(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
+                       padding: Sequence[int], out_size: Sequence[int], count_include_pad: bool,
+                       divisor_override: int | None) -> np.ndarray:
+    """Average pooling of ``x (N, C, *spatial)`` by loops, PyTorch's divisor rules."""
+    N, C, *spatial = x.shape
+    out = np.empty((N, C, *out_size), x.dtype)
+    for n, c in itertools.product(range(N), range(C)):
+        for o in itertools.product(*[range(s) for s in out_size]):
+            total, n_inside, padded = 0.0, 0, 1
+            for i in range(len(spatial)):
+                start = o[i] * stride[i] - padding[i]
+                padded *= min(start + kernel[i], spatial[i] + padding[i]) - start
+            taps = [_window_positions(o[i], kernel[i], stride[i], padding[i], 1)
+                    for i in range(len(spatial))]
+            for pos in itertools.product(*taps):
+                if all(0 <= pos[i] < spatial[i] for i in range(len(spatial))):
+                    total += float(x[(n, c) + pos])
+                    n_inside += 1
+            if divisor_override:
+                divisor = divisor_override
+            else:
+                divisor = padded if count_include_pad else n_inside
+            out[(n, c) + o] = total / divisor
+    return out
+
+
+def _adaptive_range(o: int, in_size: int, out_size: int) -> range:
+    return range(math.floor(o * in_size / out_size), math.ceil((o + 1) * in_size / out_size))
+
+
+def adaptive_max_pool_reference(x: np.ndarray, out_size: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Adaptive max pooling of ``x (N, C, *spatial)`` by loops."""
+    N, C, *spatial = x.shape
+    values = np.empty((N, C, *out_size), x.dtype)
+    indices = np.empty((N, C, *out_size), np.int64)
+    for n, c in itertools.product(range(N), range(C)):
+        for o in itertools.product(*[range(s) for s in out_size]):
+            ranges = [_adaptive_range(o[i], spatial[i], out_size[i]) for i in range(len(spatial))]
+            first = [r[0] for r in ranges]
+            values[(n, c) + o], indices[(n, c) + o] = _max_by_scan(
+                x[n, c], itertools.product(*ranges), first)
+    return values, indices
+
+
+def adaptive_avg_pool_reference(x: np.ndarray, out_size: Sequence[int]) -> np.ndarray:
+    """Adaptive average pooling of ``x (N, C, *spatial)`` by loops."""
+    N, C, *spatial = x.shape
+    out = np.empty((N, C, *out_size), x.dtype)
+    for n, c in itertools.product(range(N), range(C)):
+        for o in itertools.product(*[range(s) for s in out_size]):
+            ranges = [_adaptive_range(o[i], spatial[i], out_size[i]) for i in range(len(spatial))]
+            values = [float(x[(n, c) + pos]) for pos in itertools.product(*ranges)]
+            out[(n, c) + o] = sum(values) / len(values)
+    return out
+
+
+def scatter_add_reference(src: np.ndarray, index: np.ndarray, out_len: int) -> np.ndarray:
+    """``out[p, index[p, m]] += src[p, m]`` by loops (in-range indices only)."""
+    out = np.zeros((src.shape[0], out_len), src.dtype)
+    for p in range(src.shape[0]):
+        for m in range(src.shape[1]):
+            if 0 <= index[p, m] < out_len:
+                out[p, index[p, m]] += src[p, m]
+    return out
+
+
+def gather_reference(src: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``out[p, m] = src[p, index[p, m]]`` by loops (0 for out-of-range indices)."""
+    out = np.zeros(index.shape, src.dtype)
+    for p in range(index.shape[0]):
+        for m in range(index.shape[1]):
+            if 0 <= index[p, m] < src.shape[1]:
+                out[p, m] = src[p, index[p, m]]
+    return out
