@@ -1,0 +1,218 @@
+"""Kernel-level tests of tinygrad_cnn.kernels.conv against the plain loop references.
+
+numpy + numba only (no Tensor): the three kernels (forward, input-grad, weight-grad) are
+checked against their loop references on hypothesis-drawn configurations in 1d/2d/3d, for
+the general im2col path, the pointwise path and the depthwise path, with asymmetric implicit
+padding (any output size is legal at this level), in float64 and float32, plus the adjoint
+identities that tie the family together. A small subset runs again in a subprocess with
+NUMBA_DISABLE_JIT=1, so the kernels are known to work as plain Python.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from tinygrad_cnn.kernels import conv as K
+
+SETTINGS = dict(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def conv_configs(draw, path=None):
+    """A kernel-level problem: shapes, stride, pad_before, dilation, groups, output size.
+
+    ``path`` forces 'depthwise', 'pointwise' or 'general' (which may still draw groups > 1).
+    """
+    nd = draw(st.integers(1, 3))
+    n = draw(st.integers(1, 3))
+    if path is None:
+        path = draw(st.sampled_from(["general", "general", "depthwise", "pointwise"]))
+    if path == "depthwise":
+        c_in = draw(st.integers(2, 4))
+        groups = c_in
+        c_out = c_in * draw(st.integers(1, 2))
+    else:
+        groups = draw(st.integers(1, 3))
+        c_in = groups * draw(st.integers(1, 2))
+        c_out = groups * draw(st.integers(1, 2))
+    size_cap = {1: 9, 2: 6, 3: 4}[nd]
+    in_size = tuple(draw(st.integers(1, size_cap)) for _ in range(nd))
+    if path == "pointwise":
+        kernel, stride, dilation, padding = (1,) * nd, (1,) * nd, (1,) * nd, (0,) * nd
+        out_size = in_size
+    else:
+        kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+        stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+        dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+        padding = tuple(draw(st.integers(0, d * (k - 1) + 1)) for k, d in zip(kernel, dilation))
+        # any output size is legal at the kernel level (taps outside the input read 0);
+        # draw around the natural one so that both trimmed and over-long outputs occur
+        natural = [max(1, (i + 2 * p - d * (k - 1) - 1) // s + 1)
+                   for i, p, d, k, s in zip(in_size, padding, dilation, kernel, stride)]
+        out_size = tuple(draw(st.integers(max(1, o - 1), o + 1)) for o in natural)
+    return dict(n=n, c_in=c_in, c_out=c_out, groups=groups, in_size=in_size, kernel=kernel,
+                stride=stride, padding=padding, dilation=dilation, out_size=out_size)
+
+
+def make_arrays(cfg, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["in_size"]).astype(dtype)
+    w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"]) + cfg["kernel"]).astype(dtype)
+    b = rng.standard_normal(cfg["c_out"]).astype(dtype)
+    gy = rng.standard_normal((cfg["n"], cfg["c_out"]) + cfg["out_size"]).astype(dtype)
+    return x, w, b, gy
+
+
+def run_all(cfg, x, w, b, gy, impl):
+    """Run forward / input-grad / weight-grad of ``impl`` ('' = kernels, '_reference')."""
+    fwd = getattr(K, "conv_forward" + impl)
+    igr = getattr(K, "conv_input_grad" + impl)
+    wgr = getattr(K, "conv_weight_grad" + impl)
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    y = fwd(x, w, b, *args, cfg["out_size"])
+    gx = igr(gy, w, *args, cfg["in_size"])
+    gw = wgr(x, gy, cfg["kernel"], *args)
+    return y, gx, gw
+
+
+def assert_family_matches_reference(cfg, dtype, atol, rtol):
+    x, w, b, gy = make_arrays(cfg, dtype)
+    got = run_all(cfg, x, w, b, gy, "")
+    want = run_all(cfg, x, w, b, gy, "_reference")
+    for name, g, r in zip(["forward", "input_grad", "weight_grad"], got, want):
+        assert g.shape == r.shape, (name, g.shape, r.shape)
+        assert g.dtype == dtype, (name, g.dtype)
+        np.testing.assert_allclose(g, r, atol=atol, rtol=rtol, err_msg=f"{name} {cfg}")
+
+
+@settings(**SETTINGS)
+@given(conv_configs())
+def test_kernels_match_reference_float64(cfg):
+    assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+@settings(**SETTINGS)
+@given(conv_configs(path="depthwise"))
+def test_depthwise_kernels_match_reference(cfg):
+    assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+@settings(**SETTINGS)
+@given(conv_configs(path="pointwise"))
+def test_pointwise_kernels_match_reference(cfg):
+    assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+@settings(deadline=None, max_examples=20)
+@given(conv_configs())
+def test_kernels_match_reference_float32(cfg):
+    assert_family_matches_reference(cfg, np.float32, atol=1e-4, rtol=1e-4)
+
+
+@settings(**SETTINGS)
+@given(conv_configs())
+def test_adjoint_identities(cfg):
+    """<conv(x), gy> == <x, conv_input_grad(gy)> == <w, conv_weight_grad(x, gy)>."""
+    x, w, _, gy = make_arrays(cfg, np.float64, seed=1)
+    y, gx, gw = run_all(cfg, x, w, None, gy, "")
+    lhs = np.vdot(y, gy)
+    assert np.isclose(lhs, np.vdot(x, gx), rtol=1e-10, atol=1e-10)
+    assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700, 5000])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_batch_chunking(monkeypatch, chunk_bytes, groups):
+    """Tiny chunk budgets force one-sample chunks and ragged last chunks."""
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
+    cfg = dict(n=5, c_in=4, c_out=6, groups=groups, in_size=(5, 6), kernel=(3, 2),
+               stride=(2, 1), padding=(1, 1), dilation=(1, 2), out_size=(3, 5))
+    assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+def test_non_contiguous_inputs():
+    cfg = dict(n=2, c_in=3, c_out=4, groups=1, in_size=(6, 5), kernel=(3, 3),
+               stride=(1, 2), padding=(1, 0), dilation=(1, 1), out_size=(6, 2))
+    x, w, b, gy = make_arrays(cfg)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)   # same values, F-ish
+    wt = np.ascontiguousarray(w[:, ::-1]).copy()[:, ::-1]                        # negative strides
+    gyt = np.repeat(gy, 2, axis=3)[..., ::2]                                     # strided view
+    assert not xt.flags.c_contiguous and not wt.flags.c_contiguous and not gyt.flags.c_contiguous
+    got = run_all(cfg, xt, wt, b, gyt, "")
+    want = run_all(cfg, x, w, b, gy, "_reference")
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, atol=1e-12)
+
+
+def test_slide_example_topic3():
+    """5x5 binary image * 3x3 'X' filter: the feature map of the slides (top-left value 4)."""
+    image = np.array([[1, 1, 1, 0, 0],
+                      [0, 1, 1, 1, 0],
+                      [0, 0, 1, 1, 1],
+                      [0, 0, 1, 1, 0],
+                      [0, 1, 1, 0, 0]], dtype=np.float32)
+    filt = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=np.float32)
+    y = K.conv_forward(image[None, None], filt[None, None], None, (1, 1), (0, 0), (1, 1), 1, (3, 3))
+    np.testing.assert_array_equal(y[0, 0], [[4, 3, 4], [2, 4, 3], [2, 3, 4]])
+
+
+def test_references_are_the_definition():
+    """The references themselves, on a case small enough to do by hand (1d, stride 2, pad 1)."""
+    x = np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]])
+    w = np.array([[[1.0, 10.0, 100.0]]])
+    # taps: o*2 + k - 1  -> o=0: (-1,0,1), o=1: (1,2,3), o=2: (3,4,5->out)
+    y = K.conv_forward_reference(x, w, np.array([0.5]), (2,), (1,), (1,), 1, (3,))
+    np.testing.assert_allclose(y[0, 0], [0 + 10 * 1 + 100 * 2 + 0.5, 2 + 30 + 400 + 0.5, 4 + 50 + 0 + 0.5])
+    gy = np.array([[[1.0, 0.0, 2.0]]])
+    gx = K.conv_input_grad_reference(gy, w, (2,), (1,), (1,), 1, (5,))
+    np.testing.assert_allclose(gx[0, 0], [10, 100, 0, 2, 20])
+    gw = K.conv_weight_grad_reference(x, gy, (3,), (2,), (1,), (1,), 1)
+    np.testing.assert_allclose(gw[0, 0], [0 + 2 * 4, 1 + 2 * 5, 2 + 0])
+
+
+NO_JIT_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    import numba
+    assert numba.config.DISABLE_JIT
+    from tinygrad_cnn.kernels import conv as K
+    assert not hasattr(K.im2col, "signatures")          # plain Python functions
+    cases = [
+        dict(n=2, c_in=2, c_out=3, groups=1, in_size=(7,), kernel=(3,), stride=(2,),
+             padding=(1,), dilation=(1,), out_size=(4,)),
+        dict(n=2, c_in=4, c_out=4, groups=2, in_size=(5, 4), kernel=(2, 3), stride=(1, 2),
+             padding=(0, 2), dilation=(2, 1), out_size=(3, 3)),
+        dict(n=1, c_in=3, c_out=6, groups=3, in_size=(5, 5), kernel=(3, 3), stride=(2, 1),
+             padding=(1, 1), dilation=(1, 1), out_size=(3, 5)),
+        dict(n=2, c_in=4, c_out=2, groups=2, in_size=(3, 4), kernel=(1, 1), stride=(1, 1),
+             padding=(0, 0), dilation=(1, 1), out_size=(3, 4)),
+        dict(n=1, c_in=2, c_out=2, groups=1, in_size=(3, 3, 4), kernel=(2, 2, 2), stride=(1, 1, 2),
+             padding=(1, 0, 1), dilation=(1, 1, 1), out_size=(4, 2, 2)),
+    ]
+    rng = np.random.default_rng(0)
+    for cfg in cases:
+        x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["in_size"])
+        w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"]) + cfg["kernel"])
+        gy = rng.standard_normal((cfg["n"], cfg["c_out"]) + cfg["out_size"])
+        a = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+        np.testing.assert_allclose(K.conv_forward(x, w, None, *a, cfg["out_size"]),
+                                   K.conv_forward_reference(x, w, None, *a, cfg["out_size"]), atol=1e-12)
+        np.testing.assert_allclose(K.conv_input_grad(gy, w, *a, cfg["in_size"]),
+                                   K.conv_input_grad_reference(gy, w, *a, cfg["in_size"]), atol=1e-12)
+        np.testing.assert_allclose(K.conv_weight_grad(x, gy, cfg["kernel"], *a),
+                                   K.conv_weight_grad_reference(x, gy, cfg["kernel"], *a), atol=1e-12)
+    print("NO_JIT_OK", len(cases))
+""")
+
+
+def test_kernels_without_jit():
+    """The same kernels run as plain Python (NUMBA_DISABLE_JIT=1), as a student would debug them."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", NO_JIT_SCRIPT], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "NO_JIT_OK 5" in proc.stdout
