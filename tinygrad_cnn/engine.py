@@ -79,6 +79,7 @@ class enable_grad(_SetGradMode):
 
 class _Anomaly:
     enabled = False
+    in_backward_of: Optional["Context"] = None   # the node whose backward is running
 
 
 def _is_float(dtype: np.dtype) -> bool:
@@ -330,7 +331,14 @@ def _backward_node(node: Context, slot: list, retain_graph: bool, send: Callable
         if g is None and _is_float(dtype):
             g = Tensor(np.zeros(shape, dtype=dtype))
         grad_outs.append(g)
-    in_grads = node.fn.backward(node, *grad_outs)
+    if _Anomaly.enabled:
+        prev_node, _Anomaly.in_backward_of = _Anomaly.in_backward_of, node
+        try:
+            in_grads = node.fn.backward(node, *grad_outs)
+        finally:
+            _Anomaly.in_backward_of = prev_node
+    else:
+        in_grads = node.fn.backward(node, *grad_outs)
     if not isinstance(in_grads, tuple):
         in_grads = (in_grads,)
     if len(in_grads) != len(node.edges):
@@ -375,6 +383,9 @@ def _user_frame() -> str:
 
 
 def _check_finite(name: str, phase: str, tensors: list, inputs: tuple, trace: Optional[str] = None):
+    outer = _Anomaly.in_backward_of
+    if outer is not None and phase == "forward":   # an op run by some node's backward formula
+        name, phase, trace = outer.fn.__name__, f"backward (in its {name} step)", outer.trace
     for t in tensors:
         if _is_float(t.dtype) and not np.all(np.isfinite(t.data)):
             shapes = [tuple(a.shape) for a in inputs if hasattr(a, "shape")]

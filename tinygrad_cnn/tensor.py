@@ -55,6 +55,8 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
         arr = data.data
     elif isinstance(data, np.ndarray):
         arr = data
+    elif isinstance(data, np.generic):   # a NumPy scalar keeps its dtype (np.float64(1) stays float64)
+        arr = np.asarray(data)
     else:
         arr = np.asarray(data)
         if arr.dtype.kind == "f":
@@ -332,6 +334,13 @@ class Tensor:
     # ------------------------------------------------------------------ arithmetic
     def _binary(self, other: Any, fn, reverse: bool = False) -> "Tensor":
         a, b = _operands(self, other)
+        if a.shape != b.shape:
+            try:
+                np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise RuntimeError(f"{fn.__name__.lower()}: shapes {tuple(a.shape)} and {tuple(b.shape)} "
+                                   "are not broadcastable (each dim must match or be 1, aligned "
+                                   "from the right)") from None
         return fn.apply(b, a) if reverse else fn.apply(a, b)
 
     def __add__(self, o): from .ops.elementwise import Add; return self._binary(o, Add)
