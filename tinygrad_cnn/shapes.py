@@ -110,3 +110,100 @@ def drops_pixels(in_size: int, kernel: int, stride: int = 1, padding: int = 0, d
     """How many input pixels at the end the floor in the output-size formula leaves unused."""
     effective = dilation * (kernel - 1) + 1
     return (in_size + 2 * padding - effective) % stride
+
+
+def max_unpool_output_size(in_size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                           padding: Sequence[int], output_size: Sequence[int] | None = None) -> Tuple[int, ...]:
+    """Spatial output size of max-unpooling, as PyTorch computes it.
+
+    Without ``output_size``: ``(in - 1) * stride - 2 * padding + kernel`` per dimension (the
+    input size of a pooling that floored nothing).  With it (spatial sizes, or the full
+    ``(N, C, *spatial)`` shape), each entry must lie strictly between ``default - stride`` and
+    ``default + stride``: those are the only sizes a pooling with these parameters could have
+    shrunk to ``in_size`` (the floor of the output-size formula drops fewer than ``stride``
+    pixels).
+    """
+    n = len(in_size)
+    default = tuple((i - 1) * s - 2 * p + k for i, k, s, p in zip(in_size, kernel, stride, padding))
+    if output_size is None:
+        out = default
+    else:
+        if isinstance(output_size, int):
+            output_size = (output_size,) * n
+        sizes = tuple(int(v) for v in output_size)
+        if len(sizes) == n + 2:
+            sizes = sizes[2:]
+        if len(sizes) != n:
+            raise ValueError(f"output_size must have {n} or {n + 2} elements, got {output_size!r}")
+        for d, (size, base, s) in enumerate(zip(sizes, default, stride)):
+            if not base - s < size < base + s:
+                raise ValueError(
+                    f"invalid output_size {tuple(output_size)!r} (dim {d} must be between "
+                    f"{base - s} and {base + s}, exclusive): a pooling with kernel_size={tuple(kernel)}, "
+                    f"stride={tuple(stride)}, padding={tuple(padding)} could not have produced an input "
+                    f"of size {tuple(in_size)} from it")
+        out = sizes
+    for d, size in enumerate(out):
+        if size < 1:
+            raise ValueError(f"max_unpool output would be empty in spatial dim {d}: ({in_size[d]}-1)"
+                             f"*{stride[d]} - 2*{padding[d]} + {kernel[d]} = {size}")
+    return tuple(out)
+
+
+def adaptive_pool_output_size(in_size: Sequence[int], output_size) -> Tuple[int, ...]:
+    """The spatial output size of adaptive pooling; ``None`` entries keep the input size."""
+    n = len(in_size)
+    if output_size is None or isinstance(output_size, int):
+        sizes = (output_size,) * n
+    else:
+        sizes = tuple(output_size)
+        if len(sizes) == 1 and n > 1:
+            sizes = sizes * n
+        if len(sizes) != n:
+            raise ValueError(f"output_size must be an int or a tuple of {n} ints/None, got {output_size!r}")
+    out = []
+    for size, inp in zip(sizes, in_size):
+        if size is None:
+            out.append(int(inp))
+        elif isinstance(size, bool) or not hasattr(size, "__index__"):
+            raise TypeError(f"output_size must contain ints or None, got {output_size!r}")
+        elif int(size) < 1:
+            raise ValueError(f"output_size must be >= 1 in every dimension (an empty output), "
+                             f"got {output_size!r}")
+        else:
+            out.append(int(size))
+    return tuple(out)
+
+
+def interpolate_output_size(in_size: Sequence[int], size=None, scale_factor=None
+                            ) -> Tuple[Tuple[int, ...], Tuple[float | None, ...]]:
+    """``(out_size, scale_factors)`` of ``interpolate``, as PyTorch computes them.
+
+    Exactly one of ``size`` and ``scale_factor`` must be given.  With ``scale_factor``,
+    ``out = floor(in * scale)`` and the scale itself is what the kernels use (``1 / scale``
+    per output step), so e.g. ``scale_factor=1.5`` on 5 pixels gives 7 outputs spaced 1/1.5.
+    """
+    n = len(in_size)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined "
+                         f"(got size={size!r}, scale_factor={scale_factor!r})")
+    if size is not None:
+        out = ntuple(size, n, "size")
+        scales: Tuple[float | None, ...] = (None,) * n
+    else:
+        if isinstance(scale_factor, (int, float)) and not isinstance(scale_factor, bool):
+            scales = (float(scale_factor),) * n
+        else:
+            scales = tuple(float(s) for s in scale_factor)
+            if len(scales) != n:
+                raise ValueError(f"scale_factor must have {n} elements for {n} spatial dims, "
+                                 f"got {scale_factor!r}")
+        for s in scales:
+            if not s > 0 or s != s or s == float("inf"):
+                raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
+        out = tuple(int(float(i) * s // 1) for i, s in zip(in_size, scales))   # floor, as PyTorch
+    if any(o < 1 for o in out) or any(i < 1 for i in in_size):
+        raise ValueError(f"interpolate: input and output sizes should be greater than 0, but got "
+                         f"input {tuple(in_size)} and output {tuple(out)} "
+                         f"(size={size!r}, scale_factor={scale_factor!r})")
+    return tuple(out), scales
