@@ -1,0 +1,5 @@
+"""Layers as modules (torch.nn's classes)."""
+from .module import Module, Parameter, RemovableHandle  # noqa: F401
+from .container import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
