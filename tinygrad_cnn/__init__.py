@@ -13,6 +13,10 @@ from .tensor import bool_ as bool  # noqa: F401,A001
 from .engine import enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .functions import *  # noqa: F401,F403
 from . import autograd  # noqa: F401
+from . import data as _data
+from .tensor import _seed_hooks
+
+_seed_hooks.append(_data.seed)   # manual_seed also seeds shuffling and random transforms
 
 long, double, float = int64, float64, float32  # noqa: A001  (torch.long, torch.double, torch.float)
 
