@@ -16,6 +16,10 @@ How a batch is made:
 * otherwise each sample is fetched with ``dataset[i]`` and the list is merged by
   ``collate_fn`` (default :func:`default_collate`).
 
+Randomness: each epoch draws its order and one "loader seed" in the caller's thread;
+seed-less random transforms draw from a generator made from that loader seed while
+batches are built (see ``seeding.py``), so results do not depend on thread timing.
+
 With ``prefetch=True`` (the default) a background thread prepares the next
 ``prefetch_factor`` batches while the model trains on the current one (NumPy, BLAS and
 Numba release the GIL, so the two overlap). The thread stops as soon as the iterator is
@@ -32,7 +36,7 @@ from typing import Any, Callable, Iterator, List, Optional
 import numpy as np
 
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
-from .seeding import GeneratorLike
+from .seeding import GeneratorLike, RandomStream, generator_for_this_thread
 
 
 def default_collate(batch: List[Any]) -> Any:
@@ -89,8 +93,14 @@ class _WorkerError:
 
 
 def _prefetch_worker(batches: Iterator[Any], fetch: Callable[[Any], Any], out: "queue.Queue[Any]",
-                     stop: threading.Event) -> None:
+                     stop: threading.Event, loader_seed: int) -> None:
     """Thread body. Holds no reference to the iterator object, so dropping it ends us."""
+    with generator_for_this_thread(np.random.default_rng(loader_seed)):
+        _prefetch_loop(batches, fetch, out, stop)
+
+
+def _prefetch_loop(batches: Iterator[Any], fetch: Callable[[Any], Any], out: "queue.Queue[Any]",
+                   stop: threading.Event) -> None:
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -117,12 +127,13 @@ def _prefetch_worker(batches: Iterator[Any], fetch: Callable[[Any], Any], out: "
 class _PrefetchingIterator:
     """Iterator over batches made by a background thread; see the module docstring."""
 
-    def __init__(self, batches: Iterator[Any], fetch: Callable[[Any], Any], depth: int, length: Optional[int]) -> None:
+    def __init__(self, batches: Iterator[Any], fetch: Callable[[Any], Any], depth: int, length: Optional[int],
+                 loader_seed: int) -> None:
         self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._length = length
         self._thread: Optional[threading.Thread] = threading.Thread(
-            target=_prefetch_worker, args=(batches, fetch, self._queue, self._stop),
+            target=_prefetch_worker, args=(batches, fetch, self._queue, self._stop, loader_seed),
             name="tinygrad_cnn-DataLoader-prefetch", daemon=True)
         self._thread.start()
 
@@ -156,12 +167,13 @@ class _PrefetchingIterator:
         if thread is None:
             return
         self._stop.set()
-        while thread.is_alive():  # empty the queue so a blocked put() returns at once
+        while thread.is_alive():  # keep the queue empty so a blocked put() returns at once
             try:
-                self._queue.get(timeout=0.05)
+                while True:
+                    self._queue.get_nowait()
             except queue.Empty:
                 pass
-        thread.join()
+            thread.join(timeout=0.005)
 
     def __del__(self) -> None:
         try:
@@ -170,9 +182,12 @@ class _PrefetchingIterator:
             pass
 
 
-def _synchronous(batches: Iterator[Any], fetch: Callable[[Any], Any]) -> Iterator[Any]:
+def _synchronous(batches: Iterator[Any], fetch: Callable[[Any], Any], loader_seed: int) -> Iterator[Any]:
+    rng = np.random.default_rng(loader_seed)
     for indices in batches:
-        yield fetch(indices)
+        with generator_for_this_thread(rng):  # only around fetch: the caller's code keeps its own
+            batch = fetch(indices)
+        yield batch
 
 
 class DataLoader:
@@ -191,9 +206,10 @@ class DataLoader:
             :func:`default_collate`); giving one disables the batch-indexing fast path.
         pin_memory: accepted and ignored (CPU only, nothing to pin).
         drop_last: drop the last batch if it is smaller than ``batch_size``.
-        generator: int seed or ``numpy.random.Generator`` for shuffling.
-        seed: int seed for shuffling (same as an int ``generator``). With neither,
-            the order follows the global seed ``tinygrad_cnn.data.seed(n)``.
+        generator: int seed or ``numpy.random.Generator`` for shuffling and for the
+            per-epoch seed of random transforms that have no generator of their own.
+        seed: int seed (same as an int ``generator``). With neither, both follow
+            the global generator, reset by ``tinygrad_cnn.data.seed(n)``.
         prefetch: prepare upcoming batches in a background thread.
         prefetch_factor: how many batches the thread may prepare ahead (>= 1).
 
@@ -237,6 +253,9 @@ class DataLoader:
         self.prefetch = bool(prefetch)
         self.prefetch_factor = int(prefetch_factor)
         self.generator = generator if seed is None else seed
+        self._stream = RandomStream(self.generator)  # validates the argument
+        if not self._stream.follows_global_seed:
+            self.generator = self._stream.get()  # one Generator shared by the sampler and the loader seed
         self.collate_fn = collate_fn
         self.drop_last = drop_last
 
@@ -266,17 +285,20 @@ class DataLoader:
 
     # ---- iteration ------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
+        # Both random draws of an epoch happen here, in the caller's thread: the order, and
+        # the seed of the generator that seed-less transforms use while building batches.
         if self.batch_sampler is not None:
-            batches, fetch = iter(self.batch_sampler), self._fetch_batch  # the epoch order is drawn here
+            batches, fetch = iter(self.batch_sampler), self._fetch_batch
         else:
             batches, fetch = iter(self.sampler), self._fetch_sample
+        loader_seed = int(self._stream.get().integers(0, 2**63 - 1))
         try:
             length: Optional[int] = len(self)
         except TypeError:
             length = None
         if self.prefetch:
-            return _PrefetchingIterator(batches, fetch, self.prefetch_factor, length)
-        return _synchronous(batches, fetch)
+            return _PrefetchingIterator(batches, fetch, self.prefetch_factor, length, loader_seed)
+        return _synchronous(batches, fetch, loader_seed)
 
     def __len__(self) -> int:
         if self.batch_sampler is not None:

@@ -9,8 +9,9 @@ Layout convention (like PIL images vs. tensors in torchvision):
 
 A 4-D array is always a batch. Random transforms draw independently for every image
 of a batch, in one vectorised step (no Python loop over images or pixels). Each random
-transform owns a ``numpy.random.Generator``: pass ``generator=`` (int seed or
-Generator), or leave it None to follow the global seed ``tinygrad_cnn.data.seed(n)``.
+transform draws from the ``generator=`` you give it (int seed or Generator); without
+one it draws from the global generator (reset by ``tinygrad_cnn.data.seed(n)``), or,
+inside a DataLoader, from the loader's per-epoch generator (see ``seeding.py``).
 
 Every transform here has ``apply_batch(x)`` (x a 4-D batch) and ``batchable`` (True,
 except for a ``Compose`` holding a per-sample callable, or ``Lambda(f)`` without
