@@ -1,0 +1,143 @@
+"""Batch normalisation as one Function (forward in NumPy, backward in Tensor ops).
+
+Training mode, per channel c over the ``M = N * d1 * d2 * ...`` values of the batch::
+
+    mean = sum(x) / M,  var = sum((x - mean)^2) / M,  invstd = 1 / sqrt(var + eps)
+    xhat = (x - mean) * invstd,  y = xhat * weight + bias
+
+    dL/dx = weight * invstd * (g - mean(g) - xhat * mean(g * xhat))
+    dL/dweight = sum(g * xhat),  dL/dbias = sum(g)
+
+Eval mode uses the running statistics, so the layer is a per-channel affine map.
+
+The forward also updates the running statistics in place (as PyTorch's kernel does), so the
+batch statistics are computed once. Backward has two paths with the same numbers:
+
+* when the gradient itself is being recorded (``create_graph=True``, grad mode on inside
+  backward) it is written with Tensor ops, so second derivatives (gradgradcheck) work;
+* otherwise nothing is recorded anyway, so it runs a few fused NumPy passes instead of a dozen
+  small ops -- this is the path every ordinary training step takes.
+
+``tests/test_layers.py`` checks that both paths agree.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..engine import Function, is_grad_enabled
+from ..tensor import Tensor
+
+
+def channel_view(a: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel vector of shape (C,) reshaped to broadcast against (N, C, d1, ...)."""
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _reduce_dims(ndim: int) -> Tuple[int, ...]:
+    return (0,) + tuple(range(2, ndim))
+
+
+class BatchNorm(Function):
+    """y = (x - mean) * invstd * weight + bias over channel dim 1 of ``(N, C, *)``.
+
+    ``weight`` / ``bias`` may be None (affine=False). In training the batch statistics are used
+    and, when ``running_mean`` / ``running_var`` Tensors are given, they are updated in place with
+    ``momentum`` (``running_var`` with the unbiased variance, as PyTorch).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        xd = x.data
+        dims = _reduce_dims(xd.ndim)
+        dt = xd.dtype
+        if training:
+            m = xd.size // xd.shape[1]
+            mean = xd.mean(axis=dims, dtype=np.float64 if dt == np.float64 else None)
+            centered = xd - channel_view(mean.astype(dt, copy=False), xd.ndim)
+            var = np.einsum(_einsum_sq(xd.ndim), centered, centered) / m
+            invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
+            if running_mean is not None:
+                rm, rv = running_mean, running_var
+                unbiased = var * (m / (m - 1)) if m > 1 else var
+                rm.data[...] = (1 - momentum) * rm.data + momentum * mean
+                rv.data[...] = (1 - momentum) * rv.data + momentum * unbiased
+                rm._version += 1
+                rv._version += 1
+            mean = mean.astype(dt, copy=False)
+        else:
+            mean = running_mean.data.astype(dt, copy=False)
+            invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
+            centered = xd - channel_view(mean, xd.ndim)
+        scale = invstd if weight is None else invstd * weight.data
+        out = centered
+        out *= channel_view(scale.astype(dt, copy=False), xd.ndim)
+        if bias is not None:
+            out += channel_view(bias.data, xd.ndim)
+        ctx.save_for_backward(x, weight)
+        ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if is_grad_enabled():
+            gx, gw, gb = _backward_tensor_ops(g, x, weight, ctx.mean, ctx.invstd, ctx.training, ctx.eps)
+        else:
+            gx, gw, gb = _backward_fused(g.data, x.data, None if weight is None else weight.data,
+                                         ctx.mean, ctx.invstd, ctx.training)
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
+                None, None, None, None, None)
+
+
+def _einsum_sq(ndim: int) -> str:
+    """einsum spec for sum over all but dim 1 of a*b, e.g. 'abcd,abcd->b' for 4-D."""
+    letters = "abcdefgh"[:ndim]
+    return f"{letters},{letters}->b"
+
+
+def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: np.ndarray,
+                         invstd: np.ndarray, training: bool, eps: float):
+    """The gradient as a recorded graph of Tensor ops (differentiable again)."""
+    dims = _reduce_dims(x.ndim)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if training:
+        # recompute the statistics from x so that their dependence on x is part of the graph
+        xc = x - x.mean(dims, keepdim=True)
+        inv = ((xc * xc).mean(dims, keepdim=True) + eps).sqrt().reciprocal()
+    else:
+        xc = x - Tensor(mean.reshape(shape))
+        inv = Tensor(invstd.reshape(shape))
+    xhat = xc * inv
+    gb = g.sum(dims)
+    gw = (g * xhat).sum(dims)
+    scale = inv if weight is None else inv * weight.reshape(shape)
+    if training:
+        gx = scale * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+    else:
+        gx = g * scale
+    return gx, gw, gb
+
+
+def _backward_fused(g: np.ndarray, x: np.ndarray, weight: Optional[np.ndarray], mean: np.ndarray,
+                    invstd: np.ndarray, training: bool):
+    """The same gradient in a few NumPy passes (used when no graph is being recorded)."""
+    nd, dt = x.ndim, g.dtype
+    dims = _reduce_dims(nd)
+    m = x.size // x.shape[1]
+    xc = x - channel_view(mean, nd)
+    gb = g.sum(axis=dims)
+    g_xc = np.einsum(_einsum_sq(nd), g, xc)            # sum(g * (x - mean)) per channel
+    gw = g_xc * invstd                                  # sum(g * xhat)
+    scale = (invstd if weight is None else invstd * weight).astype(dt, copy=False)
+    if training:
+        # gx = scale * (g - sum(g)/m - (x - mean) * invstd^2 * sum(g * (x - mean))/m)
+        xc *= channel_view((invstd * invstd * g_xc / m).astype(dt, copy=False), nd)
+        gx = g - channel_view((gb / m).astype(dt, copy=False), nd)
+        gx -= xc
+        gx *= channel_view(scale, nd)
+    else:
+        gx = g * channel_view(scale, nd)
+    return Tensor(gx.astype(dt, copy=False)), Tensor(gw.astype(dt)), Tensor(gb.astype(dt))
