@@ -377,3 +377,35 @@ def test_seedless_augmentation_follows_the_global_seed(prefetch):
         np.testing.assert_array_equal(ya, yb)
     assert not np.array_equal(a[0][0], c[0][0])
     D.seed(0)
+
+
+def test_getitems_protocol_is_used_for_per_sample_datasets():
+    class Batched(PlainDataset):
+        calls = []
+
+        def __getitems__(self, indices):
+            Batched.calls.append(list(indices))
+            return [self[i] for i in indices]
+
+    out = list(D.DataLoader(Batched(5), batch_size=2))
+    assert Batched.calls == [[0, 1], [2, 3], [4]] and out[2][1].tolist() == [4]
+
+
+def test_data_package_imports_only_numpy_and_the_standard_library():
+    """The layering rule: tinygrad_cnn.data never sees a Tensor (numpy, stdlib, optional tqdm)."""
+    import ast
+    import pathlib
+    folder = pathlib.Path(D.__file__).parent
+    allowed = {"numpy", "tqdm", "__future__", "collections", "contextlib", "gzip", "hashlib", "http", "io", "math",
+               "numbers", "os", "pathlib", "pickle", "queue", "shutil", "sys", "tarfile", "tempfile", "threading",
+               "typing", "urllib", "zlib", "itertools", "struct"}
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
