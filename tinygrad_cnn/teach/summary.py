@@ -146,8 +146,11 @@ def explain_conv(in_size: IntOrTuple, kernel_size: IntOrTuple, stride: IntOrTupl
         if same:
             before, after = shapes.same_padding(w, k, s, d)
             o = -(-w // s)
-            note = (f"'same' pads {before} before and {after} after (total D*(K-1) = {d * (k - 1)}"
-                    f"{'; P = (K-1)/2 = ' + str(before) + ' on each side' if before == after else ''})")
+            note = f"'same' pads {before} before and {after} after"
+            if s == 1 and before == after:
+                note += f" (P = D*(K-1)/2 = {before} on each side keeps the size)"
+            elif before != after:
+                note += " (odd total: the extra pixel goes at the end, as PyTorch)"
             exp = DimExplanation(names[i], w, o, "ceil(W/S)", f"ceil({w}/{s}) = {o}; {note}")
         else:
             exp = _conv_dim(names[i], w, k, s, p, d, "explain_conv")
