@@ -146,7 +146,7 @@ def test_every_sample_exactly_once_per_epoch(n, batch_size, drop_last, shuffle, 
         batches = list(loader)
         assert len(batches) == expected_batches
         sizes = [len(y) for _, y in batches]
-        assert all(s == batch_size for s in sizes[:-1] if True)
+        assert all(s == batch_size for s in sizes[:-1])
         seen = np.concatenate([y for _, y in batches]) if batches else np.zeros(0, int)
         if drop_last:
             assert len(seen) == expected_batches * batch_size and len(set(seen.tolist())) == len(seen)
@@ -156,7 +156,7 @@ def test_every_sample_exactly_once_per_epoch(n, batch_size, drop_last, shuffle, 
         if not shuffle:
             assert seen.tolist() == list(range(len(seen)))
         for x, y in batches:  # fields stay together
-            assert (x[:, 0] if not fast else x // 10).tolist() == y.tolist()
+            assert (x // 10 if fast else x[:, 0]).tolist() == y.tolist()
 
 
 def test_last_partial_batch_kept_or_dropped():

@@ -222,6 +222,8 @@ def test_image_dataset_batch_path_matches_per_sample_path():
     xb, yb = ds[np.array([2, 0])]
     np.testing.assert_allclose(xb, np.stack([ds[2][0], ds[0][0]]))
     assert yb.tolist() == [20, 0] and yb.dtype == np.int64
+    ds.target_transform = T.Lambda(lambda t: t + 100, batched=True)  # applied to the label array at once
+    assert ds[np.array([2, 0])][1].tolist() == [102, 100] and ds[2][1] == 102
     with pytest.raises(ValueError, match="uint8"):
         D.ImageDataset(grey.astype(np.float32), labels)
     with pytest.raises(ValueError, match="targets"):

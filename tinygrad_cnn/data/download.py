@@ -164,6 +164,8 @@ def download_url(url: str, path: PathLike, md5: Optional[str] = None, progress: 
         os.replace(tmp, path)
         return path
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        if isinstance(e, urllib.error.HTTPError):
+            e.close()  # an HTTPError is also the open response: release its socket now
         raise DownloadError(f"could not download {url}: {e}") from e
     finally:
         if bar is not None:

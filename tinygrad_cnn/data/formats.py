@@ -17,7 +17,7 @@ import os
 import pickle
 import zlib
 from pathlib import Path
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     return parse_idx(read_bytes(path), str(path))
 
 
-def write_idx(path: PathLike, array: np.ndarray, compress: bool = None) -> None:
+def write_idx(path: PathLike, array: np.ndarray, compress: Optional[bool] = None) -> None:
     """Write ``array`` as an IDX file (gzipped if ``compress``, default: name ends in .gz)."""
     array = np.asarray(array)
     codes = {np.dtype(v).newbyteorder("=").str: k for k, v in IDX_DTYPES.items()}

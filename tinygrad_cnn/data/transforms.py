@@ -301,6 +301,11 @@ class Lambda(Transform):
     def __call__(self, x: Any) -> Any:
         return self.lambd(x)
 
+    def apply_batch(self, x: Any) -> Any:
+        if not self.batched:
+            raise TypeError("Lambda.apply_batch: this Lambda works on single samples; pass batched=True")
+        return self.lambd(x)
+
     @property
     def batchable(self) -> bool:
         return self.batched
