@@ -2,4 +2,4 @@
 from . import functional  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import Module, Parameter  # noqa: F401
-from . import init  # noqa: F401
+from . import init, utils  # noqa: F401
