@@ -13,6 +13,7 @@ from .tensor import bool_ as bool  # noqa: F401,A001
 from .engine import enable_grad, is_grad_enabled, no_grad  # noqa: F401
 from .functions import *  # noqa: F401,F403
 from . import autograd  # noqa: F401
+from .io import load, save  # noqa: F401  (safe checkpoints)
 from . import data as _data
 from .tensor import _seed_hooks
 
