@@ -159,10 +159,11 @@ class _FileDataset(ImageDataset):
             lines.append(f"  {folder}  ({origin}; {state})")
         return "\n".join(lines)
 
-    def _how_to_provide(self) -> str:
+    def _how_to_provide(self, offer_download: bool = True) -> str:
         target = Path(download_dir(self.root)) / self.download_folder
+        download = f"  - pass download=True (fetches the official files into {target}), or\n"
         return (f"To provide it, either\n"
-                f"  - pass download=True (fetches the official files into {target}), or\n"
+                f"{download if offer_download else ''}"
                 f"  - put the files in a folder and pass it as root= / --data-dir, or\n"
                 f"  - set ${ENV_VAR} to a folder containing {self.folder_names[0]}/"
                 f"{self.extra_help}")
@@ -177,7 +178,8 @@ class _FileDataset(ImageDataset):
             download_resources(self.resources, self.mirrors, target)
         except DownloadError as e:
             raise type(e)(f"{type(self).__name__}: download failed.\n{e}\n"
-                          f"Also looked for existing files in:\n{self._searched()}\n{self._how_to_provide()}") from e
+                          f"Also looked for existing files in:\n{self._searched()}\n"
+                          f"{self._how_to_provide(offer_download=False)}") from e
 
 
 def _first_existing(folder: Path, stems: Sequence[str]) -> Optional[Path]:

@@ -180,11 +180,11 @@ def download_resources(resources: Iterable[Tuple[str, Optional[str]]], mirrors: 
 
     Files already present with the right MD5 are not fetched again. If every mirror
     fails for a file, raises :class:`DownloadError` (or :class:`ChecksumError` when a
-    checksum was the reason) listing each attempt; a folder this call created is
-    removed again if it is left empty.
+    checksum was the reason) listing each attempt; folders this call created are
+    removed again if they are left empty.
     """
     folder = Path(folder)
-    created = not folder.exists()
+    created = [d for d in [folder, *folder.parents] if not d.exists()]  # to tidy up after a failure
     paths = []
     try:
         for filename, md5 in resources:
@@ -206,16 +206,12 @@ def download_resources(resources: Iterable[Tuple[str, Optional[str]]], mirrors: 
                 raise kind(f"could not download {filename}:\n{detail}")
         return paths
     except BaseException:
-        if created:
-            _remove_empty_dirs(folder)
+        for d in created:  # deepest first; stops at the first folder that is not empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise
-
-
-def _remove_empty_dirs(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 def check_tar_members(archive: PathLike, members: Sequence[tarfile.TarInfo]) -> None:
