@@ -207,3 +207,30 @@ def interpolate_output_size(in_size: Sequence[int], size=None, scale_factor=None
                          f"input {tuple(in_size)} and output {tuple(out)} "
                          f"(size={size!r}, scale_factor={scale_factor!r})")
     return tuple(out), scales
+
+
+def conv_transpose_output_padding(in_size: Sequence[int], output_size: Sequence[int],
+                                  kernel: Sequence[int], stride: Sequence[int],
+                                  padding: Sequence[int], dilation: Sequence[int]) -> Tuple[int, ...]:
+    """The ``output_padding`` that makes a transposed convolution produce ``output_size``.
+
+    A strided convolution maps ``stride`` different input sizes to the same output size, so
+    its transpose has to be told which one to produce. Per dimension the valid sizes are
+    ``min = (in-1)*stride - 2*padding + dilation*(kernel-1) + 1`` up to ``min + stride - 1``
+    (PyTorch's rule for ``ConvTranspose*d.forward(input, output_size)``);
+    ``output_size`` holds the spatial sizes only.
+    """
+    n = len(kernel)
+    sizes = tuple(int(v) for v in output_size)
+    if len(sizes) != n:
+        raise ValueError(f"output_size must have {n} spatial sizes, got {tuple(output_size)!r}")
+    lo = [(i - 1) * s - 2 * p + d * (k - 1) + 1
+          for i, k, s, p, d in zip(in_size, kernel, stride, padding, dilation)]
+    hi = [m + s - 1 for m, s in zip(lo, stride)]
+    for size, a, b in zip(sizes, lo, hi):
+        if not a <= size <= b:
+            raise ValueError(f"requested an output size of {sizes}, but valid sizes range from "
+                             f"{tuple(lo)} to {tuple(hi)} (for an input of spatial size "
+                             f"{tuple(in_size)}, kernel_size={tuple(kernel)}, stride={tuple(stride)}, "
+                             f"padding={tuple(padding)}, dilation={tuple(dilation)})")
+    return tuple(size - a for size, a in zip(sizes, lo))
