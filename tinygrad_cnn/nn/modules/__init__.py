@@ -7,3 +7,4 @@ from .dropout import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
