@@ -42,7 +42,7 @@ def _split_input_shape(input_shape: Sequence[int], nd: int, channels: int, what:
     if len(shape) in (nd + 1, nd + 2):
         c = shape[-nd - 1]
         if c != channels:
-            raise ValueError(f"{what}: input_shape {shape} has {c} channels but the weight expects {channels}")
+            raise ValueError(f"{what}: input_shape {shape} has {c} channels but the weight expects {channels} channels")
         return shape[-nd:]
     raise ValueError(f"{what}: input_shape must be {nd} spatial sizes, (C, *spatial) or (N, C, *spatial) "
                      f"for a {nd}d weight, got {shape}")

@@ -129,7 +129,8 @@ def trace_backward(output: Tensor, gradient: Optional[Any] = None) -> Tuple[List
     """Backpropagate from ``output`` one node at a time and record every gradient.
 
     Returns ``(steps, leaf_grads)``: ``steps`` in the order backward visits the nodes (output
-    first), and ``leaf_grads`` mapping ``id(leaf)`` to the gradient that reached that leaf.
+    first), and ``leaf_grads`` mapping ``id(leaf)`` to the gradient that reached that leaf (all
+    gradients returned detached; internally they are recorded so each knows its op).
     ``gradient`` defaults to ones (``output`` should then be a scalar, as for ``backward()``).
     The leaves' ``.grad`` are not touched and the graph is kept, so ``output.backward()`` still
     works afterwards.
@@ -167,7 +168,7 @@ def trace_backward(output: Tensor, gradient: Optional[Any] = None) -> Tuple[List
             in_grads = node.fn.backward(node, *grad_outs)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            step = BackwardStep(node, grad_outs, [], [])
+            step = BackwardStep(node, [g.detach() if g is not None else None for g in grad_outs], [], [])
             for edge, g in zip(node.edges, in_grads):
                 if edge is None or g is None:
                     step.grad_inputs.append(None)
@@ -181,9 +182,10 @@ def trace_backward(output: Tensor, gradient: Optional[Any] = None) -> Tuple[List
                     g = sum_to_shape(g, shape)
                 if g.dtype != dtype:
                     g = g.to(dtype)
-                step.grad_inputs.append(g)
+                step.grad_inputs.append(g.detach())
                 if parent is None:
-                    leaf_grads[id(leaf)] = g if id(leaf) not in leaf_grads else leaf_grads[id(leaf)] + g
+                    leaf_grads[id(leaf)] = g.detach() if id(leaf) not in leaf_grads else \
+                        Tensor(leaf_grads[id(leaf)].data + g.data)
                 else:
                     pslot = grads.setdefault(id(parent), [None] * len(parent.out_meta))
                     pslot[nr] = g if pslot[nr] is None else pslot[nr] + g
