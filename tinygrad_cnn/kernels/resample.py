@@ -85,12 +85,21 @@ def linear_table(in_size: int, out_size: int, scale_factor: Optional[float] = No
         real = scale * o.astype(dtype)
     else:
         scale = _torch_scale(in_size, out_size, scale_factor, dtype)
-        real = scale * (o.astype(dtype) + dtype(0.5)) - dtype(0.5)
+        real = _fused_source_index(scale, o, dtype)
         real = np.where(real < 0, dtype(0), real).astype(dtype)
     i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
     lam = np.clip(real - i0.astype(dtype), dtype(0), dtype(1)).astype(dtype)
     i1 = i0 + (i0 < in_size - 1)
     return np.stack([i0, i1]), np.stack([dtype(1) - lam, lam]).astype(dtype)
+
+
+def _fused_source_index(scale, o, dtype):
+    """``scale * (o + 0.5) - 0.5`` rounded once, as the fused multiply-add of PyTorch's
+    AVX2 / AVX-512 CPU kernels computes it.  For float32 the float64 evaluation is exact
+    before the final rounding; for float64 the (1-ulp) difference does not matter."""
+    if dtype == np.float32:
+        return (np.float64(scale) * (np.asarray(o, np.float64) + 0.5) - 0.5).astype(np.float32)
+    return dtype(scale) * (np.asarray(o, dtype) + dtype(0.5)) - dtype(0.5)
 
 
 def strided_table(small_size: int, stride: int, dtype=np.float32) -> Table:
@@ -257,7 +266,7 @@ def linear_reference(x: np.ndarray, out_size: Sequence[int], scale_factors: Sequ
             real = (t(n_in - 1) / t(n_out - 1) if n_out > 1 else t(0)) * t(o)
         else:
             scale = t(1.0 / s) if s else t(n_in) / t(n_out)
-            real = max(scale * (t(o) + t(0.5)) - t(0.5), t(0))
+            real = max(t(_fused_source_index(scale, o, t)), t(0))
         i0 = min(int(math.floor(real)), n_in - 1)
         lam = min(max(real - t(i0), t(0)), t(1))
         return [(i0, t(1) - lam), (min(i0 + 1, n_in - 1), lam)]
