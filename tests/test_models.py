@@ -66,7 +66,7 @@ def copy_from(ref, ours):
     return ours
 
 
-def assert_close(ours, ref, rtol=1e-3, atol_rel=1e-4, what="output"):
+def assert_close(ours, ref, rtol=1e-4, atol_rel=1e-5, what="output"):
     """Element-wise ``|a - b| <= atol_rel * max|b| + rtol * |b|`` (float32 through deep nets)."""
     a = ours.detach().numpy() if isinstance(ours, Tensor) else np.asarray(ours)
     b = ref.detach().numpy() if isinstance(ref, torch.Tensor) else np.asarray(ref)
@@ -122,7 +122,7 @@ def test_bad_num_classes_is_rejected(bad):
 
 
 # ------------------------------------------------------------------ forward vs torch
-def compare_forward(name, shape, ours_kwargs=None, ref_kwargs=None, seed=0, rtol=1e-3, atol_rel=1e-4):
+def compare_forward(name, shape, ours_kwargs=None, ref_kwargs=None, seed=0, rtol=1e-4, atol_rel=1e-5):
     torch.manual_seed(seed)
     ref = randomize_batchnorm(TORCH_BUILDERS[name](**(ref_kwargs or {}))).eval()
     ours = copy_from(ref, build(name, **(ours_kwargs or {}))).eval()
@@ -188,10 +188,10 @@ def test_googlenet_training_mode_returns_aux_outputs_like_torchvision(no_init):
     expected = ref(torch.from_numpy(x))
     out = ours(Tensor(x))
     assert isinstance(out, models.GoogLeNetOutputs) and out._fields == ("logits", "aux_logits2", "aux_logits1")
-    for got, want, what in zip(out, expected, out._fields):
-        assert_close(got, want, what=what)
+    for got, want, what in zip(out, expected, out._fields):   # batch statistics: looser float32 bound
+        assert_close(got, want, rtol=1e-3, atol_rel=1e-4, what=what)
     assert_close(ours.inception4a.branch1.bn.running_mean.detach().numpy(),
-                 ref.inception4a.branch1.bn.running_mean, what="running_mean after one step")
+                 ref.inception4a.branch1.bn.running_mean, rtol=1e-3, atol_rel=1e-4, what="running_mean")
     ours.eval()
     assert isinstance(ours(Tensor(x)), Tensor)   # eval: logits only
 
@@ -208,15 +208,15 @@ def compare_backward(ref, ours, shape, seed):
     (out_ref * torch.from_numpy(r)).sum().backward()
     xo = Tensor(x, requires_grad=True)
     out = ours(xo)
-    assert_close(out, out_ref, what="train-mode output")
+    assert_close(out, out_ref, rtol=1e-3, atol_rel=1e-4, what="train-mode output")
     (out * Tensor(r)).sum().backward()
     ref_params = dict(ref.named_parameters())
     names = [n for n, _ in ours.named_parameters()]
     assert names == list(ref_params)
     for n, p in ours.named_parameters():
         assert p.grad is not None, f"no gradient for {n}"
-        assert_close(p.grad, ref_params[n].grad, rtol=2e-3, atol_rel=2e-4, what=f"grad of {n}")
-    assert_close(xo.grad, xt.grad, rtol=2e-3, atol_rel=2e-4, what="grad of input")
+        assert_close(p.grad, ref_params[n].grad, rtol=1e-3, atol_rel=1e-4, what=f"grad of {n}")
+    assert_close(xo.grad, xt.grad, rtol=1e-3, atol_rel=1e-4, what="grad of input")
 
 
 def test_resnet18_backward_matches_torch(no_init):
