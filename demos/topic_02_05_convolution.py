@@ -110,7 +110,7 @@ def main(argv=None):
         save_activation_maps({"image 0": maps.numpy()[0], "image 1": maps.numpy()[1]},
                              os.path.join(args.out, "topic04_activation_maps.png"),
                              title="6 filters x 2 images = 2 sets of 6 activation maps (2, 6, 28, 28)",
-                             cmap="RdBu_r")
+                             cmap="RdBu_r", symmetric=True)
 
     # ---------------------------------------------------------------- topic 5
     print("\nTopic 5: stacking convolutions, ReLU makes the real activation map")
@@ -127,7 +127,8 @@ def main(argv=None):
     print(f"ReLU zeroes {100 * float((pre < 0).mean()):.0f}% of the first conv's outputs for image 0")
     if pictures:
         save_activation_maps({"conv": pre, "relu": post}, os.path.join(args.out, "topic05_relu_maps.png"),
-                             title="conv1 output and ReLU(conv1 output), image 0", cmap="RdBu_r")
+                             title="conv1 output and ReLU(conv1 output), image 0", cmap="RdBu_r",
+                             symmetric=True)
 
     # ---------------------------------------------------------------- topic 2
     print("\nTopic 2: parameters are shared in space")

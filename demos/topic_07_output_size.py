@@ -56,7 +56,7 @@ def main(argv=None):
         assert tuple(e.out_size for e in exp) == tuple(real), (exp, real)
         print(f"{title:26s} W={w} K={k} S={s} P={pad}:  {exp[0].worked}  -> output {real[0]}x{real[1]}")
         if exp[0].dropped:
-            print(f"{'':26s} ! drops {exp[0].dropped} pixel(s): {exp[0].inverse}")
+            print(f"{'':26s} ! {exp[0].drop_note()}; {exp[0].inverse}")
         results.append((title, exp[0].out_size, exp[0].dropped))
         maps.append(coverage(w, k, s, pad))
 

@@ -124,7 +124,11 @@ def test_slide_output_sizes_and_formula_strings():
     assert [x.dim for x in e] == ["H", "W"] and [x.out_size for x in e] == [3, 3]
     assert e[0].formula == "(W - K + 2P)/S + 1" and e[0].dropped == 0 and e[0].inverse == ""
     s3 = explain_conv(7, 3, stride=3)[0]
-    assert s3.out_size == 2 and s3.dropped == 1 and s3.output_padding == 1
+    assert s3.out_size == 2 and s3.dropped == 1 and s3.lost == 1 and s3.output_padding == 1
+    assert "the last 1 input pixel(s) are never read" in str(s3)
+    pad_only = explain_conv(32, 3, stride=2, padding=1)[0]        # ResNet's downsampling conv
+    assert pad_only.out_size == 16 and pad_only.dropped == 1 and pad_only.lost == 0
+    assert "only padding is dropped" in str(pad_only) and pad_only.output_padding == 1
     assert "floor 2" in s3.worked and "output_padding=1" in s3.inverse and "output_size=7" in s3.inverse
     d = explain_conv(32, 5, dilation=2)[0]
     assert d.formula == "(W + 2P - D*(K-1) - 1)/S + 1" and d.out_size == 24

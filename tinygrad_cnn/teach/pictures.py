@@ -168,10 +168,11 @@ def save_filter_grid(conv_or_weight: Any, path: str, title: Optional[str] = None
 
 
 def save_activation_maps(maps: Any, path: str, sample: int = 0, max_channels: int = 32,
-                         title: Optional[str] = None, cmap: str = "viridis") -> str:
+                         title: Optional[str] = None, cmap: str = "viridis", symmetric: bool = False) -> str:
     """Save a PNG grid of the channels of one sample of an activation ``(N, C, H, W)`` (or ``(C, H, W)``).
 
     ``maps`` may also be a dict from :func:`activation_maps`: then each layer is one row block.
+    ``symmetric`` centres the colour scale of each map on 0 (for a diverging ``cmap``).
     """
     plt = require_matplotlib()
     blocks = maps if isinstance(maps, dict) else {"": maps}
@@ -193,7 +194,9 @@ def save_activation_maps(maps: Any, path: str, sample: int = 0, max_channels: in
     for name, a in panels:
         for c in range(a.shape[0]):
             ax = axes[row + c // ncols, c % ncols]
-            ax.imshow(a[c], cmap=cmap, interpolation="nearest")
+            bound = float(np.abs(a[c]).max()) or 1.0
+            limits = {"vmin": -bound, "vmax": bound} if symmetric else {}
+            ax.imshow(a[c], cmap=cmap, interpolation="nearest", **limits)
             ax.set_title(f"{name + ' ' if name else ''}ch {c}", fontsize=6)
         row += -(-a.shape[0] // ncols)
     if title:

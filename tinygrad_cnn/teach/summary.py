@@ -37,7 +37,10 @@ class DimExplanation:
 
     ``formula``: the symbolic formula, e.g. ``"(W - K + 2P)/S + 1"``.
     ``worked``: the same with numbers, e.g. ``"(7 - 3 + 2*0)/2 + 1 = 3"``.
-    ``dropped``: input pixels at the end that no window reaches (the floor's remainder; 0 if exact).
+    ``dropped``: positions at the end of the *padded* input that no window reaches (the floor's
+    remainder; 0 if exact). ``lost``: how many of those are real input pixels rather than padding
+    (``max(0, dropped - P)``): a stride-2 3x3 conv with padding 1 on 32 pixels drops 1 position,
+    but it is padding, so nothing of the image is lost.
     ``inverse``: how to get ``in_size`` back with the transposing layer (or "" when exact).
     """
     dim: str
@@ -48,11 +51,24 @@ class DimExplanation:
     dropped: int = 0
     output_padding: int = 0
     inverse: str = ""
+    lost: int = 0
+
+    def short(self) -> str:
+        """``dim: worked formula`` (what a table shows)."""
+        return f"{self.dim}: {self.worked}"
+
+    def drop_note(self) -> str:
+        """What the floor dropped, in words ("" when nothing)."""
+        if not self.dropped:
+            return ""
+        if self.lost:
+            return f"the last {self.lost} input pixel(s) are never read"
+        return f"only padding is dropped ({self.dropped} position(s)), no input pixel is lost"
 
     def __str__(self) -> str:
-        text = f"{self.dim}: {self.worked}"
+        text = self.short()
         if self.dropped:
-            text += f"  [drops {self.dropped} px; {self.inverse}]"
+            text += f"  [{self.drop_note()}; {self.inverse}]"
         return text
 
 
@@ -96,7 +112,7 @@ def _conv_dim(dim: str, w: int, k: int, s: int, p: int, d: int, what: str, ceil_
     else:
         worked += f" -> {'ceil' if ceil_mode else 'floor'} {out}"
     dropped = 0 if ceil_mode else span % s
-    exp = DimExplanation(dim, w, out, formula, worked, dropped)
+    exp = DimExplanation(dim, w, out, formula, worked, dropped, lost=max(0, dropped - p))
     if dropped:
         back = (out - 1) * s - 2 * p + d * (k - 1) + 1   # what the transposing layer gives without help
         exp.output_padding = w - back
@@ -156,7 +172,7 @@ def explain_conv(in_size: IntOrTuple, kernel_size: IntOrTuple, stride: IntOrTupl
             exp = _conv_dim(names[i], w, k, s, p, d, "explain_conv")
         if strict and exp.dropped:
             raise ValueError(f"explain_conv: the filter does not fit evenly in {exp.dim}: {exp.worked}; "
-                             f"{exp.dropped} input pixel(s) at the end would never be used. "
+                             f"{exp.drop_note()}. "
                              f"Change the padding or stride so that (W - K + 2P) is divisible by S.")
         out.append(exp)
     return out
@@ -196,8 +212,7 @@ def _join(exps: List[DimExplanation]) -> str:
     """One line for all dims; dims with the same arithmetic are written once ("H,W: ...")."""
     groups: Dict[str, List[str]] = {}
     for e in exps:
-        body = str(e)[len(e.dim) + 2:]
-        groups.setdefault(body, []).append(e.dim)
+        groups.setdefault(e.worked, []).append(e.dim)
     return "; ".join(",".join(dims) + ": " + body for body, dims in groups.items())
 
 
@@ -311,9 +326,12 @@ def _explain_layer(m: Any, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...]
                                    getattr(m, "dilation", 1), getattr(m, "ceil_mode", False))
     elif kind == "Linear":
         macs = int(np.prod(out_shape[:-1])) * m.in_features * m.out_features
+    notes: Dict[str, List[str]] = {}
     for e in explanation:
         if e.dropped:
-            flags.append(f"floor drops {e.dropped} px in {e.dim} ({e.in_size} -> {e.out_size}); {e.inverse}")
+            notes.setdefault(f"{e.drop_note()} ({e.in_size} -> {e.out_size}); {e.inverse}", []).append(e.dim)
+    for note, dims in notes.items():
+        flags.append(f"floor in {','.join(dims)}: {note}")
     return explanation, flags, macs
 
 
