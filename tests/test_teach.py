@@ -339,3 +339,56 @@ def test_missing_matplotlib_gives_a_clear_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         require_matplotlib()
+
+
+def _lenet(lib):
+    return lib.Sequential(lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2),
+                          lib.Conv2d(6, 16, 5), lib.ReLU(), lib.MaxPool2d(2), lib.Flatten(),
+                          lib.Linear(400, 120), lib.ReLU(), lib.Linear(120, 84), lib.ReLU(), lib.Linear(84, 10))
+
+
+def test_summary_of_lenet_equals_torch_counts_and_hand_macs():
+    s = summary(_lenet(nn), (1, 1, 28, 28))
+    ref = _lenet(torch.nn)
+    torch_params = [sum(p.numel() for p in m.parameters()) for m in ref]
+    assert [r.params for r in s.rows] == torch_params
+    assert s.total_params == sum(p.numel() for p in ref.parameters()) == 61706
+    shapes = [tuple(t.shape) for t in _torch_outputs(ref, torch.zeros(1, 1, 28, 28))]
+    assert [r.output_shape for r in s.rows] == shapes
+    conv1, conv2 = s.rows[0], s.rows[3]
+    assert conv1.macs == 6 * 28 * 28 * 1 * 5 * 5 and conv2.macs == 16 * 10 * 10 * 6 * 5 * 5
+    assert s.rows[7].macs == 400 * 120
+    assert s.total_macs == conv1.macs + conv2.macs + 400 * 120 + 120 * 84 + 84 * 10
+    assert conv1.formula == "H,W: (28 - 5 + 2*2)/1 + 1 = 28"
+    assert s.rows[2].formula == "H,W: (28 - 2 + 2*0)/2 + 1 = 14" and not s.rows[2].flags
+
+
+def _torch_outputs(seq, x):
+    outs = []
+    for m in seq:
+        x = m(x)
+        outs.append(x)
+    return outs
+
+
+def test_summary_flags_dropped_pixels_and_inverts_them_with_transposed_layers():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.MaxPool2d(2), nn.ConvTranspose2d(4, 2, 3, stride=2,
+                                                                                              output_padding=1),
+                          nn.Conv2d(2, 2, 3, groups=2))
+    s = summary(model, (1, 1, 16, 17))
+    conv = s.rows[0]
+    assert conv.output_shape == (1, 4, 7, 8)
+    assert conv.explanation[0].dropped == 1 and conv.explanation[1].dropped == 0
+    assert len(conv.flags) == 1 and conv.flags[0].startswith("floor in H: the last 1 input pixel(s) are never read")
+    assert "output_padding=1 (or output_size=16)" in conv.flags[0]
+    pool = s.rows[1]
+    assert pool.output_shape == (1, 4, 3, 4) and "floor in H: the last 1" in pool.flags[0]
+    assert "output_size=7" in pool.flags[0]
+    tconv = s.rows[2]
+    assert tconv.output_shape == (1, 2, 8, 10)
+    assert tconv.formula == "H: (3 - 1)*2 - 2*0 + 1*(3-1) + 1 + 1 = 8; W: (4 - 1)*2 - 2*0 + 1*(3-1) + 1 + 1 = 10"
+    assert tconv.macs == 1 * 4 * 3 * 4 * 2 * 9 and tconv.params == 4 * 2 * 9 + 2
+    grouped = s.rows[3]
+    assert grouped.params == sum(p.numel() for p in torch.nn.Conv2d(2, 2, 3, groups=2).parameters())
+    assert any("groups=2" in f for f in grouped.flags)
+    assert "    ! floor in H" in str(s)

@@ -11,7 +11,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMOS = ["topic_02_05_convolution", "topic_07_output_size", "topic_08_21_23_depthwise_separable",
-         "topic_09_11_dims_pooling", "topic_14_families", "topic_16_17_unpooling",
+         "topic_09_11_dims_pooling", "topic_12_13_classifier", "topic_14_families", "topic_16_17_unpooling",
          "topic_18_19_transposed_conv", "topic_20_conv_matrix", "backprop_by_hand", "segmentation", "filters"]
 
 
@@ -75,6 +75,20 @@ def test_topic_09_11_dims_and_pooling(tmp_path):
     np.testing.assert_array_equal(r["max_pool"], [[6, 8], [3, 4]])
     np.testing.assert_array_equal(r["avg_pool"], [[3.25, 5.25], [2, 2]])
     assert files_in(tmp_path) == ["topic09_conv_dims.png", "topic10_pooling.png"]
+
+
+def test_topic_12_13_lenet_summary_and_softmax(tmp_path):
+    r = load_demo("topic_12_13_classifier").main(["--out", str(tmp_path)])
+    assert r["params"] == 61706
+    scores = torch.tensor([[2.0, 1.0, 0.1, -1.0, 0.5, 3.0, -0.5, 0.0, 1.5, -2.0]], requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(scores, torch.tensor([5]))
+    loss.backward()
+    np.testing.assert_allclose(r["probs"], torch.softmax(scores, 1).detach().numpy()[0], rtol=1e-5)
+    np.testing.assert_allclose(r["grad"], scores.grad.numpy()[0], atol=1e-6)
+    assert r["loss"] == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_array_equal(r["stable"], [1, 0, 0])
+    assert r["big_ce"] == pytest.approx(2e4)
+    assert files_in(tmp_path) == ["topic13_softmax.png"]
 
 
 def test_topic_14_blocks_count_like_torch(tmp_path):
