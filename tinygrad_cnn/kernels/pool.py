@@ -108,7 +108,7 @@ def window_max(x, first_d, count_d, first_h, count_h, first_w, count_w, step_d, 
     return values, indices
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"reassoc"})   # reassoc: vectorised window sums
 def window_mean(x, first_d, count_d, first_h, count_h, first_w, count_w, divisor):
     """Sum over each (step 1) window of ``x (P, D, H, W)`` divided by ``divisor (oD, oH, oW)``."""
     P = x.shape[0]
