@@ -182,7 +182,8 @@ def test_batchnorm_train_and_eval_differ_and_num_batches_tracked():
 
 def test_batchnorm_batch_of_one_errors_in_training_only():
     bn = nn.BatchNorm1d(3)
-    with pytest.raises(ValueError, match=r"Expected more than 1 value per channel when training, got input size \(1, 3\)"):
+    msg = r"Expected more than 1 value per channel when training, got input size \(1, 3\)"
+    with pytest.raises(ValueError, match=msg):
         bn(tc.ones(1, 3))
     with pytest.raises(ValueError):
         torch.nn.BatchNorm1d(3)(torch.ones(1, 3))      # the same situation errors in PyTorch too
@@ -264,7 +265,8 @@ def test_fan_in_fan_out_and_gain_as_torch():
 
 @pytest.mark.parametrize("name,kwargs,kind", [
     ("xavier_uniform_", {"gain": 2.0}, "uniform"), ("xavier_normal_", {}, "normal"),
-    ("kaiming_uniform_", {"a": math.sqrt(5)}, "uniform"), ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}, "uniform"),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}, "uniform"),
+    ("kaiming_uniform_", {"mode": "fan_out", "nonlinearity": "relu"}, "uniform"),
     ("kaiming_normal_", {"nonlinearity": "relu"}, "normal"), ("normal_", {"mean": 1.0, "std": 0.5}, "normal"),
     ("uniform_", {"a": -2.0, "b": 3.0}, "uniform"),
 ])

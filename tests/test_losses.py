@@ -134,8 +134,9 @@ def test_huge_logits_stay_finite(dtype):
         assert np.isfinite(g.data).all()
     y = (x > 0).astype(dtype)
     bl = F.binary_cross_entropy_with_logits(X, tc.Tensor(y), pos_weight=tc.Tensor(np.full(4, 2.0, dtype)))
-    tbl = TF.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y), pos_weight=torch.full((4,), 2.0,
-                                                                                                    dtype=torch.float64 if dtype == np.float64 else torch.float32))
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    tbl = TF.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y),
+                                              pos_weight=torch.full((4,), 2.0, dtype=tdt))
     assert np.isfinite(bl.item()) and bl.item() == pytest.approx(tbl.item(), rel=1e-6)
     (g,) = grad([bl], [X])
     assert np.isfinite(g.data).all()
