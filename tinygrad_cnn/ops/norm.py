@@ -56,7 +56,7 @@ class BatchNorm(Function):
             m = xd.size // xd.shape[1]
             mean = xd.mean(axis=dims, dtype=np.float64 if dt == np.float64 else None)
             centered = xd - channel_view(mean.astype(dt, copy=False), xd.ndim)
-            var = np.einsum(_einsum_sq(xd.ndim), centered, centered) / m
+            var = _channel_dot(centered, centered) / m
             invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
             if running_mean is not None:
                 rm, rv = running_mean, running_var
@@ -92,10 +92,13 @@ class BatchNorm(Function):
                 None, None, None, None, None)
 
 
-def _einsum_sq(ndim: int) -> str:
-    """einsum spec for sum over all but dim 1 of a*b, e.g. 'abcd,abcd->b' for 4-D."""
-    letters = "abcdefgh"[:ndim]
-    return f"{letters},{letters}->b"
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum(a * b) over every dim but the channel dim 1, without a temporary: shape (C,).
+
+    Viewing both as (N, C, L) lets einsum run one contiguous inner loop per (n, c).
+    """
+    n, c = a.shape[0], a.shape[1]
+    return np.einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
 
 
 def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: np.ndarray,
@@ -129,7 +132,7 @@ def _backward_fused(g: np.ndarray, x: np.ndarray, weight: Optional[np.ndarray], 
     m = x.size // x.shape[1]
     xc = x - channel_view(mean, nd)
     gb = g.sum(axis=dims)
-    g_xc = np.einsum(_einsum_sq(nd), g, xc)            # sum(g * (x - mean)) per channel
+    g_xc = _channel_dot(g, xc)                          # sum(g * (x - mean)) per channel
     gw = g_xc * invstd                                  # sum(g * xhat)
     scale = (invstd if weight is None else invstd * weight).astype(dt, copy=False)
     if training:
