@@ -201,6 +201,8 @@ def test_crash_mid_write_keeps_the_old_checkpoint(tmp_path, monkeypatch, ext):
 def test_save_rejects_objects_it_cannot_store(tmp_path):
     with pytest.raises(TypeError, match="cannot store an object of type"):
         tc.save({"f": lambda: 0}, tmp_path / "x.safetensors")
+    with pytest.raises(TypeError, match="state_dict"):
+        tc.save(nn.Linear(2, 2), tmp_path / "x.safetensors")
     with pytest.raises(TypeError, match="dtype"):
         tc.save({"s": np.array(["a"])}, tmp_path / "x.safetensors")
     assert not os.listdir(tmp_path)

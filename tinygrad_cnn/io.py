@@ -85,7 +85,8 @@ def _encode(obj: Any, path: str, tensors: Dict[str, np.ndarray]) -> Any:
         return {"__tuple__": [_encode(v, _join(path, i), tensors) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
         return [_encode(v, _join(path, i), tensors) for i, v in enumerate(obj)]
-    raise TypeError(f"save: cannot store an object of type {type(obj).__name__} at {path or '<root>'}; "
+    hint = " (save its .state_dict() instead)" if hasattr(obj, "state_dict") else ""
+    raise TypeError(f"save: cannot store an object of type {type(obj).__name__} at {path or '<root>'}{hint}; "
                     "checkpoints hold dicts, lists and tuples of Tensors, arrays, numbers, strings, bools and None")
 
 
