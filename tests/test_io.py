@@ -7,6 +7,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 import pytest
+import safetensors.torch as safetensors_torch
 import torch
 
 import tinygrad_cnn as tc
@@ -14,8 +15,14 @@ import tinygrad_cnn.io as tio
 import tinygrad_cnn.nn as nn
 import tinygrad_cnn.optim as optim
 
-import safetensors.torch as safetensors_torch  # noqa: E402  (the test extra installs it)
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny ops: torch's threads only add contention. Restored afterwards for other files."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _model(n):

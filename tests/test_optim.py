@@ -12,12 +12,20 @@ import pytest
 import torch
 
 import tinygrad_cnn as tc
-
-torch.set_num_threads(1)   # tiny ops: threads only add contention
 import tinygrad_cnn.nn as nn
 import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.optim as optim
 from tinygrad_cnn.optim import lr_scheduler as sched
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny ops: torch's threads only add contention. Restored afterwards for other files."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 TL = torch.optim.lr_scheduler
 STEPS = 20
