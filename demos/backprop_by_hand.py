@@ -11,10 +11,12 @@
 2. A Hessian-vector product H v of a small MLP's loss with create_graph=True (the gradient is
    itself differentiable), checked against finite differences of gradients and against the full
    Hessian built column by column.
-3. The graph of the tiny net and of LeNet-5 (grouped by module) as Graphviz DOT, with gradient
-   norms and the op each gradient was computed by; rendered to SVG when Graphviz is installed.
+3. The graph of the tiny net and of LeNet-5 (grouped by module, and with one box per layer) as
+   Graphviz DOT, with gradient norms and the op each gradient was computed by (a conv's input
+   gradient by conv_transpose, a max-pool's by max_unpool); rendered to SVG when Graphviz is
+   installed.
 
-Files (in --out): tiny_graph.dot, lenet_graph.dot (and .svg with Graphviz).
+Files (in --out): tiny_graph.dot, lenet_graph.dot, lenet_layers.dot (and .svg with Graphviz).
 """
 import argparse
 import os
@@ -190,6 +192,9 @@ def graphs(out: str, seed: int, lenet: bool) -> list:
             loss = F.cross_entropy(net(x), tc.tensor([3]))
         dot = draw_graph(loss, params=net, modules=modules, title="LeNet-5, one MNIST-sized input")
         written.append(_save(dot, os.path.join(out, "lenet_graph")))
+        layers = draw_graph(loss, params=net, modules=modules, collapse=True,
+                            title="LeNet-5, one box per layer")
+        written.append(_save(layers, os.path.join(out, "lenet_layers")))
         n_conv = dot.count("grad = conv_transpose")
         print(f"\nLeNet-5 graph: {dot.count('[shape=box')} ops in {dot.count('subgraph cluster_')} module "
               f"clusters; {n_conv} input gradient(s) computed by conv_transpose")

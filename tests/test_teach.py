@@ -392,3 +392,21 @@ def test_summary_flags_dropped_pixels_and_inverts_them_with_transposed_layers():
     assert grouped.params == sum(p.numel() for p in torch.nn.Conv2d(2, 2, 3, groups=2).parameters())
     assert any("groups=2" in f for f in grouped.flags)
     assert "    ! floor in H" in str(s)
+
+
+def test_draw_graph_collapses_modules_into_boxes():
+    tc.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Sequential(nn.Flatten(), nn.Linear(8, 3)))
+    x = tc.randn(1, 1, 4, 4)
+    with record_modules(model) as modules:
+        loss = model(x).sum()
+    per_layer = draw_graph(loss, params=model, modules=modules, collapse=True)
+    assert 'mod_0 [shape=box' in per_layer and "0 (Conv2d)\\n1 op: conv2d\\n(1, 2, 2, 2) float32" in per_layer
+    assert "2.1 (Linear)\\n3 ops: permute, matmul, add" in per_layer
+    assert "20 parameters, |grad| = " in per_layer            # conv: 2*1*3*3 + 2, as an annotation
+    assert "0.weight" not in per_layer                        # parameters folded into their box
+    assert "mod_0 -> mod_1" in per_layer and "mod_1 -> mod_2_0" in per_layer and "mod_2_0 -> mod_2_1" in per_layer
+    assert "subgraph cluster_2 " in per_layer                 # 2.0 and 2.1 sit in module 2's cluster
+    top = draw_graph(loss, params=model, modules=modules, collapse=1)
+    assert "mod_2 [shape=box" in top and "4 ops: reshape, permute, matmul, add" in top
+    assert 'mod_1 -> mod_2 [label="grad = reshape' in top

@@ -32,14 +32,14 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..engine import Context, enable_grad, sum_to_shape
 from ..tensor import Tensor
 
-__all__ = ["draw_graph", "save_graph", "trace_backward", "record_modules", "BackwardStep",
+__all__ = ["draw_graph", "save_graph", "trace_backward", "record_modules", "ModuleRecord", "BackwardStep",
            "op_name", "GraphvizNotFound"]
 
 
@@ -205,8 +205,17 @@ def _tensors_in(obj: Any) -> List[Tensor]:
     return []
 
 
+class ModuleRecord(dict):
+    """``id(node) -> (module name, module class name, node)``, plus ``classes``: the class name of
+    every module of the model by dotted name (for labelling clusters at any depth)."""
+
+    def __init__(self, classes: Iterable[Tuple[str, str]]):
+        super().__init__()
+        self.classes: Dict[str, str] = dict(classes)
+
+
 @contextlib.contextmanager
-def record_modules(model: Any) -> Iterator[Dict[int, Tuple[str, str, Context]]]:
+def record_modules(model: Any) -> Iterator["ModuleRecord"]:
     """Remember which module created each graph node while the forward pass runs inside the block.
 
     Yields a dict ``id(node) -> (module name, module class name, node)`` for :func:`draw_graph`'s
@@ -215,7 +224,7 @@ def record_modules(model: Any) -> Iterator[Dict[int, Tuple[str, str, Context]]]:
     """
     if not hasattr(model, "named_modules"):
         raise TypeError(f"record_modules: model must be an nn.Module, got {type(model).__name__}")
-    owner: Dict[int, Tuple[str, str, Context]] = {}
+    owner = ModuleRecord((name, type(m).__name__) for name, m in model.named_modules())
 
     def make_hook(name: str):
         def hook(module, inputs, output):
@@ -267,7 +276,8 @@ def _norm(t: Optional[Tensor]) -> float:
 
 
 def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, tuple]] = None,
-               show_grads: bool = True, gradient: Optional[Any] = None, title: Optional[str] = None) -> str:
+               show_grads: bool = True, gradient: Optional[Any] = None, title: Optional[str] = None,
+               collapse: Union[bool, int] = False) -> str:
     """The graph that produced ``output`` as Graphviz DOT text.
 
     Args:
@@ -280,6 +290,10 @@ def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, t
             Needs the graph not yet freed by ``backward()`` (else a clear RuntimeError).
         gradient: the upstream gradient for a non-scalar ``output`` (default: ones).
         title: a caption.
+        collapse: with ``modules``, draw each module as one box instead of its ops: ``True`` for the
+            innermost modules (one box per layer), an int ``d`` for the modules ``d`` names deep
+            (``collapse=1`` on a ResNet gives one box per stage: ``layer1``, ``layer2``, ...). Each
+            box shows the module's output shape, gradient norm and how many ops it holds.
 
     Returns the DOT source (a str); :func:`save_graph` writes and renders it.
     """
@@ -322,24 +336,85 @@ def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, t
         leaf_lines.append(f"  {lid} [shape=ellipse, style=filled, fillcolor=\"{colour}\", label={_quote(label)}];")
         return lid
 
-    node_lines: Dict[int, str] = {}
-    for node in nodes:
-        nid = ids[id(node)]
-        label = f"{_forward_label(node)}  [{node.fn.__name__}]"
-        for shape, dtype in node.out_meta:
-            label += f"\n{_fmt_shape(shape)} {dtype}"
+    classes: Dict[str, str] = dict(getattr(modules, "classes", {}) or {})
+    for name, cls, *_ in (modules or {}).values():
+        classes.setdefault(name, cls)
+
+    def group_of(node: Context) -> Optional[str]:
+        if not collapse or not modules or id(node) not in modules:
+            return None
+        name = modules[id(node)][0]
+        if not isinstance(collapse, bool):
+            name = ".".join(name.split(".")[:int(collapse)])
+        return name or None
+
+    groups = {id(n): group_of(n) for n in nodes}
+    box = {id(n): (ids[id(n)] if groups[id(n)] is None else "mod_" + re.sub(r"\W", "_", groups[id(n)]))
+           for n in nodes}
+    members: Dict[str, List[Context]] = {}
+    exits: Dict[str, Context] = {}      # per group, the op whose output leaves the module
+    for n in nodes:
+        if groups[id(n)] is not None:
+            members.setdefault(groups[id(n)], []).append(n)
+    for n in nodes:                     # output first: the first exit found is the module's last op
+        for e in n.edges:
+            if e is not None and e[0] is not None and groups[id(e[0])] is not None \
+                    and groups[id(e[0])] != groups[id(n)]:
+                exits.setdefault(groups[id(e[0])], e[0])
+        if n is output.grad_fn and groups[id(n)] is not None:
+            exits.setdefault(groups[id(n)], n)
+
+    def grad_norm(node: Context) -> Optional[float]:
         step = by_node.get(id(node))
-        if step is not None:
-            norm = math.sqrt(sum(_norm(g) ** 2 for g in step.grad_outputs if g is not None))
-            label += f"\n|grad| = {_fmt_norm(norm)}"
-        fill = "#ffe8a3" if node is output.grad_fn else "#ffffff"
-        node_lines[id(node)] = (f"{nid} [shape=box, style=\"rounded,filled\", fillcolor=\"{fill}\", "
-                                f"label={_quote(label)}];")
+        if step is None:
+            return None
+        return math.sqrt(sum(_norm(g) ** 2 for g in step.grad_outputs if g is not None))
+
+    node_lines: Dict[int, str] = {}
+    group_params: Dict[str, Dict[int, Tensor]] = {}
+    group_line: Dict[str, Tuple[int, str, str, str]] = {}   # group -> (node id, box id, label, fill)
+    for node in nodes:
+        nid = box[id(node)]
+        group = groups[id(node)]
+        if group is None:
+            label = f"{_forward_label(node)}  [{node.fn.__name__}]"
+            for shape, dtype in node.out_meta:
+                label += f"\n{_fmt_shape(shape)} {dtype}"
+            norm = grad_norm(node)
+            fill = "#ffe8a3" if node is output.grad_fn else "#ffffff"
+            style = "rounded,filled"
+        elif node is exits.get(group, members[group][0]):
+            ops = members[group]
+            label = f"{group}" + (f" ({classes[group]})" if group in classes else "")
+            label += f"\n{len(ops)} op{'s' if len(ops) > 1 else ''}: " + ", ".join(
+                dict.fromkeys(_forward_label(o) for o in reversed(ops)))
+            shape, dtype = node.out_meta[0]
+            label += f"\n{_fmt_shape(shape)} {dtype}"
+            norm = grad_norm(node)
+            fill = "#ffe8a3" if node is output.grad_fn else "#eef6e8"
+            style = "filled"
+        else:
+            node_lines[id(node)] = ""
+            norm = None
+            label = None
+        if label is not None:
+            if norm is not None:
+                label += f"\n|grad| = {_fmt_norm(norm)}"
+            node_lines[id(node)] = (f"{nid} [shape=box, style=\"{style}\", fillcolor=\"{fill}\", "
+                                    f"label={_quote(label)}];")
+            if group is not None:
+                group_line[group] = (id(node), nid, label, fill)
+        step = by_node.get(id(node))
         for j, edge in enumerate(node.edges):
             if edge is None:
                 continue
             parent, nr, leaf, shape, dtype = edge
-            src = ids[id(parent)] if parent is not None else leaf_id(leaf)
+            if parent is None and group is not None and (id(leaf) in names or type(leaf).__name__ == "Parameter"):
+                group_params.setdefault(group, {})[id(leaf)] = leaf     # counted in the module's box
+                continue
+            src = box[id(parent)] if parent is not None else leaf_id(leaf)
+            if src == nid:
+                continue                 # inside a collapsed module
             attrs = []
             if step is not None and step.grad_inputs[j] is not None:
                 made = step.made_by[j]
@@ -348,20 +423,34 @@ def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, t
                 attrs.append(f"label={_quote(glabel)}")
             edge_lines.append(f"  {src} -> {nid}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
 
-    # ops, nested in clusters by module name ("layer1.0.conv1" sits in layer1 > layer1.0 > ...)
+    for group, (node_id, nid, label, fill) in group_line.items():   # add the modules' parameters
+        held = group_params.get(group, {})
+        if held:
+            count = sum(t.numel() for t in held.values())
+            label += f"\n{count:,} parameters"
+            if show_grads:
+                total = math.sqrt(sum(_norm(leaf_grads.get(k)) ** 2 for k in held))
+                label += f", |grad| = {_fmt_norm(total)}"
+            node_lines[node_id] = (f"{nid} [shape=box, style=\"filled\", fillcolor=\"{fill}\", "
+                                   f"label={_quote(label)}];")
+
+    # ops (or collapsed modules), nested in clusters by module name ("layer1.0.conv1" sits in
+    # layer1 > layer1.0 > layer1.0.conv1); a collapsed module sits in its parent's cluster
     tree: Dict[str, Any] = {"nodes": [], "children": {}}
-    classes: Dict[str, str] = {}
     for node in nodes:
-        name, cls = "", ""
+        if not node_lines[id(node)]:
+            continue
+        name = ""
         if modules and id(node) in modules:
-            name, cls = modules[id(node)][0], modules[id(node)][1]
+            name = modules[id(node)][0]
+        if groups[id(node)] is not None:
+            name = ".".join(groups[id(node)].split(".")[:-1])
         where = tree
         if name:
             parts = name.split(".")
             for k in range(len(parts)):
                 prefix = ".".join(parts[:k + 1])
                 where = where["children"].setdefault(prefix, {"nodes": [], "children": {}})
-            classes[name] = cls
         where["nodes"].append(node_lines[id(node)])
 
     def emit(branch: Dict[str, Any], depth: int) -> None:
