@@ -327,7 +327,7 @@ def test_strict_load_lists_every_problem_and_copies_nothing(resnet20_ref):
     msg = str(info.value)
     assert "missing keys" in msg and "layer2.0.conv1.weight" in msg
     assert "unexpected keys" in msg and "layer9.weight" in msg
-    assert "bn1.bias: (17,) -> (16,)" in msg
+    assert "bn1.bias: (17,) -> (16,)" in msg and "nothing copied" in msg
     np.testing.assert_array_equal(ours.conv1.weight.detach().numpy(), before)
 
 
@@ -338,6 +338,7 @@ def test_new_num_classes_hint_and_non_strict_fine_tuning_load(resnet20_ref):
     with pytest.raises(ValueError, match="num_classes=10"):
         models.load_weights(ours, sd)
     report = models.load_weights(ours, sd, strict=False)
+    assert report.copied and not report.ok
     assert [k for k, _, _ in report.mismatched_shapes] == ["fc.weight", "fc.bias"]
     np.testing.assert_array_equal(ours.conv1.weight.detach().numpy(), sd["conv1.weight"])
     np.testing.assert_array_equal(ours.fc.weight.detach().numpy(), fc_before)
@@ -379,3 +380,19 @@ def test_weight_file_errors(tmp_path):
     with pytest.raises(ValueError):   # object arrays would need pickle: refused
         models.load_weights(model, tmp_path / "obj.npz")
     assert not os.path.exists(tmp_path / "weights.h5")
+
+
+# ------------------------------------------------------------------ the teaching summary on the zoo
+@pytest.mark.parametrize("name, gmacs", [("alexnet", 0.71), ("resnet18", 1.81), ("googlenet", 1.50),
+                                         ("mobilenet_v2", 0.30)])
+def test_summary_counts_match_torchvision_documentation(name, gmacs, no_init):
+    """tinygrad_cnn.teach.summary on a zoo model: the parameter total equals count_parameters and
+    the multiply-accumulates at 224x224 round to torchvision's documented "GFLOPS" (which count
+    conv and linear multiply-adds)."""
+    from tinygrad_cnn.teach import summary
+    model = build(name).eval()
+    for p in model.parameters():   # defined values (no_init leaves np.empty garbage); cheaper than init
+        p.data[...] = 0.01
+    s = summary(model, (1, 3, 224, 224))
+    assert s.total_params == models.count_parameters(model)
+    assert round(s.total_macs / 1e9, 2) == gmacs

@@ -40,7 +40,7 @@ class LoadReport:
 
     ``missing_keys``: in the model, not in the file. ``unexpected_keys``: in the file, not in the
     model. ``mismatched_shapes``: ``(key, shape in file, shape in model)``. ``loaded``: keys
-    copied. ``notes``: things that were handled silently (a stripped prefix, BatchNorm's
+    copied (or, before copying, that would be). ``copied``: whether they were. ``notes``: things that were handled silently (a stripped prefix, BatchNorm's
     ``num_batches_tracked`` counters absent from older files).
     """
     missing_keys: List[str] = field(default_factory=list)
@@ -49,6 +49,7 @@ class LoadReport:
     loaded: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     hints: List[str] = field(default_factory=list)
+    copied: bool = False
 
     @property
     def ok(self) -> bool:
@@ -62,7 +63,11 @@ class LoadReport:
             shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
             return [f"{title} ({len(items)}):"] + ["    " + s for s in shown]
 
-        lines = [f"loaded {len(self.loaded)} tensors" + ("" if self.ok else "; problems:")]
+        if self.copied:
+            head = f"loaded {len(self.loaded)} tensors"
+        else:
+            head = f"{len(self.loaded)} tensors match the model (nothing copied)"
+        lines = [head + ("" if self.ok else "; problems:")]
         lines += listing("missing keys (in the model, not in the file)", self.missing_keys)
         lines += listing("unexpected keys (in the file, not in the model)", self.unexpected_keys)
         lines += listing("shape mismatches (key: file -> model)",
@@ -195,6 +200,7 @@ def load_weights(model: nn.Module, weights: Union[PathLike, Mapping[str, Any]],
     state = _strip_prefix(state, set(own), LoadReport())
     to_load = {k: state[k] for k in report.loaded}
     model.load_state_dict(to_load, strict=False)
+    report.copied = True
     return report
 
 
