@@ -145,6 +145,25 @@ def test_resnet20_forward_matches_torch(no_init):
     compare_forward("resnet20", (2, 3, 32, 32), {"shortcut": "B"}, {"shortcut": "B"}, seed=1)
 
 
+@pytest.mark.parametrize("name, shape", [("resnet20", (2, 3, 32, 32)), ("mobilenet_v2", (1, 3, 64, 64)),
+                                         ("lenet5", (2, 1, 28, 28))])
+def test_float64_forward_matches_torch_to_rounding(name, shape):
+    """In float64 the only differences left are summation order: agreement to ~1e-12 shows the
+    architectures are the same function, not merely close."""
+    torch.manual_seed(15)
+    ref = randomize_batchnorm(TORCH_BUILDERS[name](), seed=15).double().eval()
+    ours = build(name).double()
+    report = models.load_weights(ours, torch_state(ref))
+    assert report.ok and ours.state_dict()[report.loaded[0]].dtype == np.float64
+    x = np.random.default_rng(15).standard_normal(shape)
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x))
+    with no_grad():
+        out = ours.eval()(Tensor(x))
+    assert out.dtype == np.float64
+    assert_close(out, expected, rtol=1e-10, atol_rel=1e-12, what=f"{name} float64")
+
+
 def test_lenet5_forward_matches_torch_and_rejects_wrong_size():
     ours, out = compare_forward("lenet5", (2, 1, 28, 28))
     assert out.shape == (2, 10)
