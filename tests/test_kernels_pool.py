@@ -226,6 +226,14 @@ def test_scatter_never_writes_out_of_bounds():
                                   [[0, 0, 0], [9, 7, 0]])
 
 
+@SETTINGS
+@given(values=st.lists(st.integers(-3, 12), max_size=20), upper=st.integers(1, 10))
+def test_first_out_of_range(values, upper):
+    index = np.array(values, np.int64)
+    bad = [i for i, v in enumerate(values) if not 0 <= v < upper]
+    assert kp.first_out_of_range(index, upper) == (bad[0] if bad else -1)
+
+
 def test_scatter_planes_accumulates_overlapping_maxima():
     x = np.array([[[1., 5., 2., 0.]]])
     windows = kp.PoolWindows.regular((4,), (2,), (1,), (0,), (1,), (3,))   # windows overlap
@@ -346,6 +354,7 @@ NO_JIT_SCRIPT = textwrap.dedent("""
     idx = rng.integers(0, 6, (2, 7))
     src = rng.standard_normal((2, 7))
     assert np.allclose(kp.scatter_add_by_index(src, idx, 6), kp.scatter_add_reference(src, idx, 6))
+    assert kp.first_out_of_range(np.array([0, 5, 6, -1]), 6) == 2
     assert np.array_equal(kp.gather_by_index(x.reshape(2, -1), idx), kp.gather_reference(x.reshape(2, -1), idx))
     r = kr.Resampler.linear((5, 4), (7, 9), (None, None), False, np.float64)
     assert np.allclose(r.apply(x), kr.linear_reference(x, (7, 9), (None, None), False))

@@ -199,6 +199,19 @@ def gather_by_index(src, index):
     return out
 
 
+@njit(cache=True)
+def first_out_of_range(index, upper):
+    """Position of the first value of the 1-d ``index`` outside ``[0, upper)``, or -1.
+
+    One pass instead of numpy's ``min()`` and ``max()``: max-unpool checks user indices
+    with it before its scatter runs.
+    """
+    for i in range(index.shape[0]):
+        if index[i] < 0 or index[i] >= upper:
+            return i
+    return -1
+
+
 # --------------------------------------------------------------------------------------------
 # N-d entry points: lift (N, C, *spatial) to (P, D, H, W), build the tables once, call kernels
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ...kernels.pool import PoolWindows
+from ...kernels.pool import PoolWindows, first_out_of_range
 from ...kernels.resample import Resampler
 from ...ops.pool import AvgPoolNd, MaxPoolNd, MaxUnpoolNd
 from ...ops.resample import ResampleNd, ResampleNdTranspose
@@ -251,8 +251,10 @@ def _max_unpool(n, input, indices, kernel_size, stride, padding, output_size):
     kernel, stride, padding, _ = _pool_args(n, kernel_size, stride, padding)
     out_size = max_unpool_output_size(in_size, kernel, stride, padding, output_size)
     plane = int(np.prod(out_size))
-    if indices.numel() and (indices.data.min() < 0 or indices.data.max() >= plane):
-        bad = indices.data[(indices.data < 0) | (indices.data >= plane)].reshape(-1)[0]
+    flat = np.ascontiguousarray(indices.data).reshape(-1)
+    bad_at = first_out_of_range(flat, plane)
+    if bad_at >= 0:
+        bad = flat[bad_at]
         raise ValueError(f"{fname}: found an invalid max index {int(bad)}: indices must lie in "
                          f"[0, {plane}) for an output of spatial size {out_size}")
     if indices.dtype != np.int64:
