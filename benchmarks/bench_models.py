@@ -148,6 +148,9 @@ def main() -> None:
           f"CPU time ours {cpu_med['ours']:.1f} ms, torch {cpu_med['torch']:.1f} ms, ratio {cpu_ratio:.2f}x; "
           f"max |diff| {max_diff:.2e}; {load}")
 
+    columns = ["workload", "ours wall ms", "PyTorch wall ms", "wall ratio (ours / torch)", "ours CPU ms",
+               "PyTorch CPU ms", "CPU ratio", "max abs output difference"]
+    table_head = "| " + " | ".join(columns) + " |\n" + "| --- " * len(columns) + "|"
     text = f"""# Model zoo benchmark
 
 `python benchmarks/bench_models.py --reps {args.reps}` ({datetime.date.today().isoformat()})
@@ -159,8 +162,7 @@ median milliseconds of one forward pass in eval mode under `no_grad`: wall clock
 CPU time (all threads together), which is less disturbed when other jobs share the machine
 ({load}).
 
-| workload | ours wall ms | PyTorch wall ms | wall ratio (ours / torch) | ours CPU ms | PyTorch CPU ms | CPU ratio | max abs output difference |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+{table_head}
 {row}
 
 First call of tinygrad_cnn in this process (JIT compile or Numba cache load included):

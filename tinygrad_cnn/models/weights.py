@@ -40,8 +40,9 @@ class LoadReport:
 
     ``missing_keys``: in the model, not in the file. ``unexpected_keys``: in the file, not in the
     model. ``mismatched_shapes``: ``(key, shape in file, shape in model)``. ``loaded``: keys
-    copied (or, before copying, that would be). ``copied``: whether they were. ``notes``: things that were handled silently (a stripped prefix, BatchNorm's
-    ``num_batches_tracked`` counters absent from older files).
+    copied (or, before copying, that would be). ``copied``: whether they were. ``notes``: things
+    that were handled silently (a stripped prefix, BatchNorm's ``num_batches_tracked`` counters
+    absent from older files). ``hints``: likely causes of the problems and what to do.
     """
     missing_keys: List[str] = field(default_factory=list)
     unexpected_keys: List[str] = field(default_factory=list)
