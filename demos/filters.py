@@ -68,6 +68,16 @@ def one_input(model_name: str, in_channels: int, size: int, args):
             return ((img - 0.1307) / 0.3081)[None, None], f"MNIST test digit {int(ds.targets[0])}"
         except Exception as e:                # no data: fall back to a drawing
             print(f"(no MNIST test image: {type(e).__name__}; using a drawn pattern)")
+    if in_channels == 3 and size == 32 and not args.synthetic:
+        try:
+            from tinygrad_cnn.data import CIFAR10
+            ds = CIFAR10(root=args.data_dir, train=False)
+            img = ds.data[0].astype(np.float32).transpose(2, 0, 1) / 255.0          # (3, 32, 32)
+            mean = np.array([0.4914, 0.4822, 0.4465], np.float32)[:, None, None]
+            std = np.array([0.2470, 0.2435, 0.2616], np.float32)[:, None, None]
+            return ((img - mean) / std)[None], f"CIFAR-10 test image ({ds.classes[int(ds.targets[0])]})"
+        except Exception as e:
+            print(f"(no CIFAR-10 test image: {type(e).__name__}; using a drawn pattern)")
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     pattern = np.stack([np.sin(12 * xx) > 0, ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) < 0.1, yy > 0.6])
     return pattern[:in_channels].astype(np.float32)[None], "a drawn test pattern"

@@ -9,12 +9,14 @@ at random, possibly touching), and the network labels every pixel with the digit
 whole digit around it, so the network must look wide (downsample) and then answer per pixel
 (upsample back).
 
-Both variants share the encoder: [Conv3x3, ReLU] x 2, MaxPool 2x2 (remembering the indices),
-Conv3x3, ReLU, MaxPool 2x2, Conv3x3, ReLU. They differ in how they upsample back to 32x56:
+Both variants share the encoder: [Conv3x3, BatchNorm, ReLU] x 2, MaxPool 2x2 (remembering the
+indices), the same again with twice the channels, and two more convolutions at 1/4 size. They
+differ in how they upsample back to 32x56:
 
 * ``segnet``: SegNet-style (Badrinarayanan et al. 2017) -- MaxUnpool2d puts every value back where
-  the encoder's max came from (topic 16), then convolutions fill in the zeros;
-* ``transposed``: ConvTranspose2d(kernel 2, stride 2) learns the upsampling (topic 18).
+  the encoder's max came from (topic 16), then two convolutions fill in the zeros;
+* ``transposed``: ConvTranspose2d(kernel 2, stride 2) learns the upsampling (topic 18), then one
+  convolution.
 
 Each is trained with cross-entropy over every pixel (Adam), then evaluated with the mean
 intersection-over-union over the 11 classes on held-out images (digits from the MNIST test set).
@@ -93,20 +95,22 @@ def load_digits(args, train: bool, n: int, rng: np.random.Generator):
 
 # ----------------------------------------------------------------------------- models
 
-def conv_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU())
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 convolution (padding 1 keeps the size), batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
 
 
 class Encoder(nn.Module):
-    """(N, 1, 32, 56) -> (N, 32, 8, 14), plus the two pools' indices (for SegNet's decoder)."""
+    """(N, 1, 32, 56) -> (N, 2w, 8, 14), plus the two pools' indices (for SegNet's decoder)."""
 
     def __init__(self, width: int = 16):
         super().__init__()
-        self.block1 = nn.Sequential(conv_relu(1, width), conv_relu(width, width))
+        w = width
+        self.block1 = nn.Sequential(conv_bn_relu(1, w), conv_bn_relu(w, w))
         self.pool1 = nn.MaxPool2d(2, return_indices=True)               # 32x56 -> 16x28
-        self.block2 = conv_relu(width, 2 * width)
+        self.block2 = nn.Sequential(conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w))
         self.pool2 = nn.MaxPool2d(2, return_indices=True)               # 16x28 -> 8x14
-        self.block3 = conv_relu(2 * width, 2 * width)
+        self.block3 = nn.Sequential(conv_bn_relu(2 * w, 4 * w), conv_bn_relu(4 * w, 2 * w))
 
     def forward(self, x):
         x, i1 = self.pool1(self.block1(x))
@@ -115,16 +119,18 @@ class Encoder(nn.Module):
 
 
 class SegNet(nn.Module):
-    """Encoder, then MaxUnpool2d with the encoder's indices: values go back where the max was."""
+    """Encoder, then MaxUnpool2d with the encoder's indices (values go back where the max was,
+    zeros elsewhere), each followed by convolutions that fill the zeros in."""
 
     def __init__(self, width: int = 16):
         super().__init__()
-        self.encoder = Encoder(width)
-        self.unpool2 = nn.MaxUnpool2d(2)
-        self.dec2 = conv_relu(2 * width, width)
-        self.unpool1 = nn.MaxUnpool2d(2)
-        self.dec1 = conv_relu(width, width)
-        self.classify = nn.Conv2d(width, NUM_CLASSES, 1)
+        w = width
+        self.encoder = Encoder(w)
+        self.unpool2 = nn.MaxUnpool2d(2)                                  # 8x14 -> 16x28
+        self.dec2 = nn.Sequential(conv_bn_relu(2 * w, 2 * w), conv_bn_relu(2 * w, w))
+        self.unpool1 = nn.MaxUnpool2d(2)                                  # 16x28 -> 32x56
+        self.dec1 = nn.Sequential(conv_bn_relu(w, w), conv_bn_relu(w, w))
+        self.classify = nn.Conv2d(w, NUM_CLASSES, 1)
 
     def forward(self, x):
         z, (i1, i2) = self.encoder(x)
@@ -134,16 +140,20 @@ class SegNet(nn.Module):
 
 
 class TransposedNet(nn.Module):
-    """Encoder, then learned upsampling: ConvTranspose2d(kernel 2, stride 2) twice."""
+    """Encoder, then learned upsampling: ConvTranspose2d(kernel 2, stride 2), each followed by a
+    convolution (the same depth as SegNet's decoder)."""
 
     def __init__(self, width: int = 16):
         super().__init__()
-        self.encoder = Encoder(width)
-        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 2, stride=2), nn.ReLU())
-        self.dec2 = conv_relu(width, width)
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(width, width, 2, stride=2), nn.ReLU())
-        self.dec1 = conv_relu(width, width)
-        self.classify = nn.Conv2d(width, NUM_CLASSES, 1)
+        w = width
+        self.encoder = Encoder(w)
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * w, 2 * w, 2, stride=2, bias=False),
+                                 nn.BatchNorm2d(2 * w), nn.ReLU())         # 8x14 -> 16x28
+        self.dec2 = conv_bn_relu(2 * w, w)
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(w, w, 2, stride=2, bias=False),
+                                 nn.BatchNorm2d(w), nn.ReLU())             # 16x28 -> 32x56
+        self.dec1 = conv_bn_relu(w, w)
+        self.classify = nn.Conv2d(w, NUM_CLASSES, 1)
 
     def forward(self, x):
         z, _ = self.encoder(x)
@@ -233,6 +243,9 @@ def save_pictures(path: str, images, masks, preds: dict, ious: dict, count: int 
             if r == 0:
                 ax.set_title(title, fontsize=8)
     fig.suptitle("per-pixel digit classes (colour = digit, black = background)", fontsize=9)
+    from matplotlib.patches import Patch
+    fig.legend(handles=[Patch(color=colourise(np.array([c + 1]))[0], label=str(c)) for c in range(10)],
+               ncol=10, loc="lower center", fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 

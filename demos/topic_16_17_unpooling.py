@@ -69,9 +69,10 @@ def main(argv=None):
     if has_matplotlib():
         save_images([SMALL, nearest, nails, BEFORE_POOL, unpooled],
                     os.path.join(args.out, "topic17_unpooling.png"),
-                    titles=["input 2x2", "nearest neighbour", "bed of nails", "4x4 before max-pool",
-                            "max unpool of [[1,2],[3,4]]"],
-                    annotate=True, cmap="Oranges", fmt="{:.0f}", cell=1.7)
+                    titles=["input 2x2", "nearest neighbour", "bed of nails", "before max-pool",
+                            "max-unpooled"],
+                    annotate=True, cmap="Oranges", fmt="{:.0f}", cell=1.9,
+                    suptitle="unpooling [[1,2],[3,4]]: copies, corners, or where the maxima were")
     else:
         print("(matplotlib is not installed: no picture)")
     return {"nearest": nearest, "bed_of_nails": nails, "unpooled": unpooled, "indices": indices}

@@ -151,19 +151,29 @@ def _save(fig, path: str) -> str:
 
 def save_filter_grid(conv_or_weight: Any, path: str, title: Optional[str] = None, colour: Optional[bool] = None,
                      normalise: str = "each", max_filters: int = 64, max_in_channels: int = 8) -> str:
-    """Save a PNG grid of a conv layer's filters (see :func:`filter_tiles`). Returns ``path``."""
+    """Save a PNG grid of a conv layer's filters (see :func:`filter_tiles`), one small panel per
+    tile: filters in rows of up to 8 (colour), or one row per filter with one panel per input
+    channel (grey, when the filters have several input channels). Returns ``path``."""
     plt = require_matplotlib()
     w = _array(getattr(conv_or_weight, "weight", conv_or_weight))
     tiles = filter_tiles(w, colour, normalise, max_filters, max_in_channels)
     is_colour = tiles[0].ndim == 3
     per_filter = 1 if is_colour else min(w.shape[1], max_in_channels)
-    ncols = per_filter if per_filter > 1 else int(np.ceil(np.sqrt(len(tiles))))
-    grid = tile_grid(tiles, ncols=ncols)
-    size = min(8.0, 0.35 * max(grid.shape[:2]) / max(w.shape[2], 1) + 1.5)
-    fig, ax = plt.subplots(figsize=(size, size * grid.shape[0] / grid.shape[1] + 0.4), dpi=80)
-    ax.imshow(grid, cmap=None if is_colour else "gray", interpolation="nearest", vmin=0, vmax=1)
-    ax.set_axis_off()
-    ax.set_title(title or f"{w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]}", fontsize=9)
+    ncols = per_filter if per_filter > 1 else min(8, len(tiles))
+    nrows = -(-len(tiles) // ncols)
+    tile_inch = min(1.2, max(0.9, 0.1 * w.shape[3]))
+    scale = min(1.0, 10.0 / (ncols * tile_inch))
+    height = nrows * tile_inch * scale + 0.45
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * tile_inch * scale, height), dpi=80, squeeze=False)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.02, top=1 - 0.4 / height, wspace=0.1, hspace=0.1)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for i, t in enumerate(tiles):
+        ax = axes[i // ncols, i % ncols]
+        ax.imshow(t, cmap=None if is_colour else "gray", interpolation="nearest", vmin=0, vmax=1)
+        if per_filter > 1 and i % ncols == 0:
+            ax.text(-0.6, (t.shape[0] - 1) / 2, f"{i // ncols}", ha="right", va="center", fontsize=6)
+    fig.suptitle(title or f"{w.shape[0]} filters of {w.shape[1]}x{w.shape[2]}x{w.shape[3]}", fontsize=9)
     return _save(fig, path)
 
 
