@@ -61,7 +61,7 @@ class LocalResponseNorm(nn.Module):
 class ZFNet(nn.Module):
     """``features`` (5 conv layers), ``avgpool`` to 6x6, ``classifier`` (3 FC layers).
 
-    Input ``(N, 3, 224, 224)`` (any H, W >= 65 works) -> logits ``(N, num_classes)``.
+    Input ``(N, 3, 224, 224)`` (any H, W >= 47 works) -> logits ``(N, num_classes)``.
     With 1000 classes: 62,357,608 parameters.
     """
 
