@@ -245,8 +245,12 @@ def test_draw_graph_shows_ops_shapes_names_and_gradient_norms_after_backward():
     for name, t in params.items():
         assert _norms_in(dot, name) == float(f"{np.linalg.norm(t.grad.numpy()):.3g}")   # 3 digits shown
     assert _norms_in(dot, "sum") == 1.0
+    after = draw_graph(loss, params=params)       # freed by that backward: leaves' .grad only
+    assert "retain_graph=True" in after and "grad = conv_transpose" not in after
+    for name, t in params.items():
+        assert _norms_in(after, name) == float(f"{np.linalg.norm(t.grad.numpy()):.3g}")
     with pytest.raises(RuntimeError, match="retain_graph=True"):
-        draw_graph(loss, params=params)           # freed by that backward
+        trace_backward(loss)
     assert "|grad|" not in draw_graph(loss, params=params, show_grads=False)
 
 
@@ -410,3 +414,14 @@ def test_draw_graph_collapses_modules_into_boxes():
     top = draw_graph(loss, params=model, modules=modules, collapse=1)
     assert "mod_2 [shape=box" in top and "4 ops: reshape, permute, matmul, add" in top
     assert 'mod_1 -> mod_2 [label="grad = reshape' in top
+
+
+def test_summary_of_a_zoo_resnet_counts_every_parameter_once():
+    from tinygrad_cnn import models
+    net = models.resnet20()
+    s = summary(net, (1, 3, 32, 32))
+    assert s.total_params == models.count_parameters(net) == sum(r.params for r in s.rows)
+    assert s.rows[-1].output_shape == (1, 10)
+    convs = [r for r in s.rows if r.type == "Conv2d"]
+    assert len(convs) == 19 and all(r.macs > 0 for r in convs)
+    assert any("only padding is dropped" in f for r in convs for f in r.flags)   # the stride-2 convs

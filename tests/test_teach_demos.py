@@ -186,3 +186,20 @@ def test_filters_train_then_load(tmp_path):
     assert files_in(tmp_path / "b") == ["activations.png", "filters.png"]
     r = demo.main(["--weights", weights, "--out", str(tmp_path / "c")])
     assert r["weight_shape"] == (6, 1, 5, 5) and files_in(tmp_path / "c") == ["filters.png"]
+
+
+def test_tutorial_pictures_and_demos_exist_and_are_small():
+    import re
+    text = open(os.path.join(ROOT, "docs", "tutorial.md")).read()
+    images = re.findall(r"\]\((images/[^)]+\.png)\)", text)
+    assert len(images) >= 20
+    for rel in images:
+        path = os.path.join(ROOT, "docs", rel)
+        assert os.path.exists(path), rel
+        assert os.path.getsize(path) < 200_000, rel
+    for script in set(re.findall(r"demos/(\w+)\.py", text)) - {"mnist"}:   # mnist.py: the data issue's demo
+        assert os.path.exists(os.path.join(ROOT, "demos", script + ".py")), script
+    covered = set()                 # every curriculum row (1-23) has a section: "## 7. ..." or "## 16-17. ..."
+    for a, b in re.findall(r"^## (\d+)(?:-(\d+))?\. ", text, re.M):
+        covered.update(range(int(a), int(b or a) + 1))
+    assert covered >= set(range(1, 24)), sorted(set(range(1, 24)) - covered)

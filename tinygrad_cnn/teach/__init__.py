@@ -10,3 +10,5 @@ from .graph import (BackwardStep, GraphvizNotFound, draw_graph, op_name, record_
 from .conv_matrix import conv_matrix, conv_transpose_matrix  # noqa: F401
 from .summary import (DimExplanation, LayerRow, SeparableComparison, Summary, count_parameters,  # noqa: F401
                       explain_conv, explain_conv_transpose, explain_pool, separable_comparison, summary)
+from .pictures import (activation_maps, filter_tiles, has_matplotlib, require_matplotlib,  # noqa: F401
+                       save_activation_maps, save_filter_grid, save_images, save_matrix, tile_grid)

@@ -287,7 +287,9 @@ def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, t
         modules: from :func:`record_modules`; groups the ops into one cluster per module.
         show_grads: run :func:`trace_backward` and show the gradient norm at every node and leaf,
             and label each arrow with the op that computed the gradient flowing back along it.
-            Needs the graph not yet freed by ``backward()`` (else a clear RuntimeError).
+            That needs the graph's saved tensors: draw before ``backward()``, or after
+            ``backward(retain_graph=True)``. After a plain ``backward()`` (graph freed) only the
+            leaves' ``.grad`` norms are shown, and the caption says why.
         gradient: the upstream gradient for a non-scalar ``output`` (default: ones).
         title: a caption.
         collapse: with ``modules``, draw each module as one box instead of its ops: ``True`` for the
@@ -303,10 +305,21 @@ def draw_graph(output: Tensor, params: Any = None, modules: Optional[Dict[int, t
         raise ValueError("draw_graph: output has no grad_fn, so there is no graph to draw (make an input or "
                          "parameter require grad, and do not compute under no_grad())")
     names = _param_names(params)
-    steps, leaf_grads = trace_backward(output, gradient) if show_grads else (None, {})
-    by_node = {id(s.node): s for s in steps} if steps else {}
     nodes = _nodes_in_order(output.grad_fn)
     ids = {id(n): f"op{i}" for i, n in enumerate(nodes)}
+    steps, leaf_grads = None, {}
+    if show_grads and any(n.freed for n in nodes):
+        # backward() already ran and freed the graph: the leaves' .grad is all that is left
+        for n in nodes:
+            for e in n.edges:
+                if e is not None and e[0] is None and e[2].grad is not None:
+                    leaf_grads[id(e[2])] = e[2].grad
+        note = ("gradient norms of the leaves only (from .grad): backward() freed the graph; "
+                "draw before backward or use backward(retain_graph=True) to see every op's gradient")
+        title = f"{title}\n{note}" if title else note
+    elif show_grads:
+        steps, leaf_grads = trace_backward(output, gradient)
+    by_node = {id(s.node): s for s in steps} if steps else {}
 
     lines = ["digraph tinygrad_cnn {",
              '  graph [rankdir=TB, fontname="Helvetica", fontsize=11' +

@@ -438,6 +438,7 @@ class SeparableComparison:
         w = max(len(r[0]) for r in rows)
         lines = [f"{'layer'.ljust(w)}  {'params':>10}  {'MACs':>14}   (output {self.out_size})"]
         lines += [f"{n.ljust(w)}  {p:>10,}  {m:>14,}" for n, p, m in rows]
+        lines.append(f"FLOPs (2 x MACs): plain {2 * self.plain_macs:,}, separable {2 * self.separable_macs:,}")
         lines.append(f"separable / plain: params {self.params_ratio:.3f}, MACs {self.macs_ratio:.3f} "
                      f"(1/C_out + 1/K^{len(self.out_size)} = {1 / o + 1 / k ** len(self.out_size):.3f}); "
                      f"{1 / self.macs_ratio:.1f}x fewer multiply-adds")
