@@ -184,12 +184,13 @@ def graphs(out: str, seed: int, lenet: bool) -> list:
     written.append(_save(dot, os.path.join(out, "tiny_graph")))
     if lenet:
         from tinygrad_cnn import models
-        from tinygrad_cnn.nn import functional as F
+        from tinygrad_cnn import nn
         tc.manual_seed(seed)
         net = models.lenet5()
         x = tc.randn(1, 1, 28, 28)
-        with record_modules(net) as modules:
-            loss = F.cross_entropy(net(x), tc.tensor([3]))
+        criterion = nn.CrossEntropyLoss()
+        with record_modules(net, loss=criterion) as modules:     # the loss gets its own box too
+            loss = criterion(net(x), tc.tensor([3]))
         dot = draw_graph(loss, params=net, modules=modules, title="LeNet-5, one MNIST-sized input")
         written.append(_save(dot, os.path.join(out, "lenet_graph")))
         layers = draw_graph(loss, params=net, modules=modules, collapse=True,

@@ -411,9 +411,13 @@ def test_draw_graph_collapses_modules_into_boxes():
     assert "0.weight" not in per_layer                        # parameters folded into their box
     assert "mod_0 -> mod_1" in per_layer and "mod_1 -> mod_2_0" in per_layer and "mod_2_0 -> mod_2_1" in per_layer
     assert "subgraph cluster_2 " in per_layer                 # 2.0 and 2.1 sit in module 2's cluster
+    criterion = nn.MSELoss()
+    with record_modules(model, loss=criterion) as modules:
+        loss = criterion(model(x), tc.zeros(1, 3))
     top = draw_graph(loss, params=model, modules=modules, collapse=1)
+    assert "loss (MSELoss)" in top and "mod_loss [shape=box" in top
     assert "mod_2 [shape=box" in top and "4 ops: reshape, permute, matmul, add" in top
-    assert 'mod_1 -> mod_2 [label="grad = reshape' in top
+    assert 'mod_1 -> mod_2 [label="grad = reshape' in top and "mod_2 -> mod_loss" in top
 
 
 def test_summary_of_a_zoo_resnet_counts_every_parameter_once():

@@ -215,16 +215,20 @@ class ModuleRecord(dict):
 
 
 @contextlib.contextmanager
-def record_modules(model: Any) -> Iterator["ModuleRecord"]:
+def record_modules(model: Any, **named: Any) -> Iterator["ModuleRecord"]:
     """Remember which module created each graph node while the forward pass runs inside the block.
 
     Yields a dict ``id(node) -> (module name, module class name, node)`` for :func:`draw_graph`'s
     ``modules=``. A node belongs to the innermost module whose forward created it (children's
-    hooks run before their parent's, so the first module to claim a node keeps it).
+    hooks run before their parent's, so the first module to claim a node keeps it). Modules
+    outside ``model`` can be named too, e.g. the loss: ``record_modules(net, loss=criterion)``.
     """
-    if not hasattr(model, "named_modules"):
-        raise TypeError(f"record_modules: model must be an nn.Module, got {type(model).__name__}")
-    owner = ModuleRecord((name, type(m).__name__) for name, m in model.named_modules())
+    everything = [("", model)] + list(named.items())
+    for label, m in everything:
+        if not hasattr(m, "named_modules"):
+            raise TypeError(f"record_modules: {label or 'model'} must be an nn.Module, got {type(m).__name__}")
+    pairs = [(name, m) for label, top in everything for name, m in top.named_modules(prefix=label)]
+    owner = ModuleRecord((name, type(m).__name__) for name, m in pairs)
 
     def make_hook(name: str):
         def hook(module, inputs, output):
@@ -240,7 +244,7 @@ def record_modules(model: Any) -> Iterator["ModuleRecord"]:
                 todo.extend(e[0] for e in node.edges if e is not None and e[0] is not None)
         return hook
 
-    handles = [m.register_forward_hook(make_hook(name)) for name, m in model.named_modules()]
+    handles = [m.register_forward_hook(make_hook(name)) for name, m in pairs]
     try:
         yield owner
     finally:
