@@ -58,7 +58,8 @@ NODES = [
     ("loss", "sum(sq)", lambda sq: sq.sum(), ("sq",),
      lambda g, sq: (g * np.ones_like(sq),)),
 ]
-LOCAL = {"a": "1 - tanh(h)^2", "sq": "d for each factor (2 d in total)", "loss": "1 for every element", "xW1": "dL/dx = g W1^T, dL/dW1 = x^T g",
+LOCAL = {"a": "1 - tanh(h)^2", "sq": "d for each factor (2 d in total)", "loss": "1 for every element",
+         "xW1": "dL/dx = g W1^T, dL/dW1 = x^T g",
          "aW2": "dL/da = g W2^T, dL/dW2 = a^T g", "h": "1 (and sum over rows for b1)",
          "z": "1 (and sum over rows for b2)", "d": "+1 for z, -1 for t"}
 
@@ -106,8 +107,9 @@ def backprop_tiny(seed: int) -> dict:
                 continue
             err = float(np.abs(engine.data - gi).max())
             worst = max(worst, err)
-            print(f"      dL/d{i:3s} = {np.ravel(gi)}   engine ({op_name(step.made_by[pos]) if step.made_by[pos] not in (None, 'identity') else step.made_by[pos]}): "
-                  f"{np.ravel(engine.data)}   |diff| {err:.1e}")
+            made = step.made_by[pos]
+            made = op_name(made) if made not in (None, "identity") else made
+            print(f"      dL/d{i:3s} = {np.ravel(gi)}   engine ({made}): {np.ravel(engine.data)}   |diff| {err:.1e}")
         # the node on its own, against finite differences
         leaves = [tc.Tensor(np.array(fwd[i], dtype=np.float64), requires_grad=i != "t") for i in ins]
         gradcheck(fn, leaves)

@@ -113,7 +113,8 @@ def train_lenet(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", help="a state dict / checkpoint file (.safetensors or .npz)")
-    p.add_argument("--model", help=f"a tinygrad_cnn.models name, e.g. lenet5, alexnet ({len(models.list_models())} known)")
+    p.add_argument("--model", help="a tinygrad_cnn.models name, e.g. lenet5, resnet20, alexnet "
+                                   f"({len(models.list_models())} known)")
     p.add_argument("--num-classes", type=int, default=None, help="of --model (default: from the weights)")
     p.add_argument("--key", help="which 4-D weight to draw (default: the first conv weight)")
     p.add_argument("--layers", default=None, help="comma-separated module names for the activation maps")

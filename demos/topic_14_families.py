@@ -22,8 +22,6 @@ Picture (in --out): topic14_blocks.png (parameters and multiply-adds of each blo
 import argparse
 import os
 
-import numpy as np
-
 import tinygrad_cnn as tc
 from tinygrad_cnn import nn as tnn
 from tinygrad_cnn.teach import count_parameters, summary
