@@ -21,4 +21,8 @@ _seed_hooks.append(_data.seed)   # manual_seed also seeds shuffling and random t
 
 long, double, float = int64, float64, float32  # noqa: A001  (torch.long, torch.double, torch.float)
 
+from .threads import get_num_threads, set_num_threads  # noqa: F401,E402
+
+from . import nn, optim  # noqa: F401,E402  (tinygrad_cnn.nn like torch.nn)
+
 __version__ = "0.1.0"
