@@ -1,21 +1,24 @@
 """Model zoo speed: ResNet-50 eval forward on one 224x224 image, tinygrad_cnn vs PyTorch.
 
-    python benchmarks/bench_models.py [--reps 7] [--threads N] [--out benchmarks/results_models.md]
+    python benchmarks/bench_models.py [--reps 7] [--threads 1 2] [--out benchmarks/results_models.md]
 
-Both frameworks run in this process, with the same weights (PyTorch's random init copied into
+Both frameworks run in one process, with the same weights (PyTorch's random init copied into
 tinygrad_cnn's ``models.resnet50`` through ``models.load_weights``), the same float32 input and
-the same number of threads (torch.set_num_threads = numba's thread count). After one warm-up
-call each (JIT compilation / cache loading is not timed), repetitions are interleaved (ours,
-torch, ours, torch, ...) so machine noise hits both alike. Reports the median milliseconds, the
-ratio ours/torch and the largest output difference, and writes them to ``--out``.
+the same number of threads (a fresh process per thread count, with OMP/OPENBLAS/MKL/NUMBA
+thread variables set). After warm-up calls (JIT compilation / cache loading is not timed),
+repetitions are interleaved (ours, torch, ours, torch, ...) so machine noise hits both alike.
+Reports median wall and CPU milliseconds, the ratios ours/torch and the largest output
+difference, and writes them to ``--out``.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -74,23 +77,31 @@ def torch_resnet50():
     return ResNet50()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: numba's)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results_models.md"))
-    args = ap.parse_args()
+def _median_ms(values):
+    return statistics.median(values) * 1e3
 
+
+def time_pair(run_ours, run_torch, reps):
+    """Interleaved repetitions; medians of wall-clock and process-CPU milliseconds per framework."""
+    wall = {"ours": [], "torch": []}
+    cpu = {"ours": [], "torch": []}
+    for _ in range(reps):
+        for name, fn in (("ours", run_ours), ("torch", run_torch)):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return ({k: _median_ms(v) for k, v in wall.items()}, {k: _median_ms(v) for k, v in cpu.items()})
+
+
+def measure(reps: int) -> dict:
+    """Time both frameworks in this process (thread counts come from the environment)."""
     import numba
     import torch
     import tinygrad_cnn
     from tinygrad_cnn import Tensor, models, no_grad
 
-    threads = args.threads or numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(threads)
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
-
     ref = torch_resnet50().eval()
     ours = models.resnet50()
     models.load_weights(ours, {k: v.numpy() for k, v in ref.state_dict().items()})
@@ -106,68 +117,85 @@ def main() -> None:
         with torch.no_grad():
             return ref(xt).numpy()
 
-    try:
-        load = "load average before timing: %.1f" % os.getloadavg()[0]
-    except OSError:
-        load = ""
     t0 = time.perf_counter()
     out_ours = run_ours()
     first_ours = time.perf_counter() - t0
     out_torch = run_torch()
-    max_diff = float(np.abs(out_ours - out_torch).max())
-    scale = float(np.abs(out_torch).max())
+    run_ours(), run_torch()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    wall, cpu = time_pair(run_ours, run_torch, reps)
+    return dict(wall=wall, cpu=cpu, load=load, first_ms=first_ours * 1e3,
+                max_diff=float(np.abs(out_ours - out_torch).max()), scale=float(np.abs(out_torch).max()),
+                numba_threads=numba.get_num_threads(), torch_threads=torch.get_num_threads(),
+                versions=f"tinygrad_cnn {tinygrad_cnn.__version__}, numpy {np.__version__}, "
+                         f"numba {numba.__version__}, torch {torch.__version__}")
 
-    times = {"ours": [], "torch": []}
-    cpu_times = {"ours": [], "torch": []}
-    for _ in range(args.reps):
-        for name, fn in (("ours", run_ours), ("torch", run_torch)):
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append(time.perf_counter() - t)
-            cpu_times[name].append(time.process_time() - c)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    cpu_med = {k: statistics.median(v) * 1e3 for k, v in cpu_times.items()}
-    ratio = med["ours"] / med["torch"]
-    cpu_ratio = cpu_med["ours"] / cpu_med["torch"]
 
-    cpu = platform.processor() or platform.machine()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, nargs="*", default=None,
+                    help="thread counts to time, each in a fresh process (default: all CPUs)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results_models.md"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(measure(args.reps)))
+        return
+
+    results = []
+    for threads in args.threads or [os.cpu_count() or 1]:
+        # BLAS, OpenMP (torch) and Numba read their thread counts at start-up: one process each
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+                   MKL_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--reps", str(args.reps)],
+                              env=env, capture_output=True, text=True, check=True)
+        line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+        r = json.loads(line[len("RESULT "):])
+        r["threads"] = threads
+        results.append(r)
+        w, c = r["wall"], r["cpu"]
+        print(f"threads {threads}: median of {args.reps}: ours {w['ours']:.1f} ms, torch {w['torch']:.1f} ms, "
+              f"ratio {w['ours'] / w['torch']:.2f}x; CPU time ours {c['ours']:.1f} ms, torch {c['torch']:.1f} ms, "
+              f"ratio {c['ours'] / c['torch']:.2f}x; load average {r['load']:.1f}; "
+              f"first call {r['first_ms']:.0f} ms; max |diff| {r['max_diff']:.1e}")
+
+    cpu_name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            cpu_name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    header = (f"machine: {cpu}, {os.cpu_count()} logical CPUs; threads: {threads}; "
-              f"tinygrad_cnn {tinygrad_cnn.__version__}, numpy {np.__version__}, numba {numba.__version__}, "
-              f"torch {torch.__version__}")
-    row = (f"| ResNet-50 eval forward, (1, 3, 224, 224) | {med['ours']:.1f} | {med['torch']:.1f} | "
-           f"{ratio:.2f}x | {cpu_med['ours']:.1f} | {cpu_med['torch']:.1f} | {cpu_ratio:.2f}x | "
-           f"{max_diff:.1e} (of max {scale:.2f}) |")
-    print(header)
-    print(f"first call (warm-up, includes JIT/cache load): {first_ours * 1e3:.0f} ms")
-    print(f"median of {args.reps}: ours {med['ours']:.1f} ms, torch {med['torch']:.1f} ms, ratio {ratio:.2f}x; "
-          f"CPU time ours {cpu_med['ours']:.1f} ms, torch {cpu_med['torch']:.1f} ms, ratio {cpu_ratio:.2f}x; "
-          f"max |diff| {max_diff:.2e}; {load}")
-
-    columns = ["workload", "ours wall ms", "PyTorch wall ms", "wall ratio (ours / torch)", "ours CPU ms",
-               "PyTorch CPU ms", "CPU ratio", "max abs output difference"]
-    table_head = "| " + " | ".join(columns) + " |\n" + "| --- " * len(columns) + "|"
+    header = f"machine: {cpu_name}, {os.cpu_count()} logical CPUs; {results[0]['versions']}"
+    columns = ["workload", "threads", "ours wall ms", "PyTorch wall ms", "wall ratio (ours / torch)",
+               "ours CPU ms", "PyTorch CPU ms", "CPU ratio", "load average"]
+    rows = ["| " + " | ".join(columns) + " |", "| --- " * len(columns) + "|"]
+    for r in results:
+        w, c = r["wall"], r["cpu"]
+        rows.append(f"| ResNet-50 eval forward, (1, 3, 224, 224) | {r['threads']} | {w['ours']:.1f} | "
+                    f"{w['torch']:.1f} | {w['ours'] / w['torch']:.2f}x | {c['ours']:.1f} | {c['torch']:.1f} | "
+                    f"{c['ours'] / c['torch']:.2f}x | {r['load']:.1f} |")
+    command = "python benchmarks/bench_models.py --reps {}{}".format(
+        args.reps, " --threads " + " ".join(map(str, args.threads)) if args.threads else "")
+    table = "\n".join(rows)
     text = f"""# Model zoo benchmark
 
-`python benchmarks/bench_models.py --reps {args.reps}` ({datetime.date.today().isoformat()})
+`{command}` ({datetime.date.today().isoformat()})
 
 {header}
 
-Same weights and input for both; one warm-up call each, then {args.reps} interleaved repetitions;
-median milliseconds of one forward pass in eval mode under `no_grad`: wall clock, and process
-CPU time (all threads together), which is less disturbed when other jobs share the machine
-({load}).
+Same weights (PyTorch's init copied with `models.load_weights`) and input for both; outputs agree
+to {results[0]['max_diff']:.1e} (largest logit {results[0]['scale']:.2f}). Each thread count runs in a
+fresh process (BLAS, OpenMP and Numba all limited to that many threads); after warm-up calls,
+{args.reps} interleaved repetitions (ours, torch, ours, ...); median milliseconds of one forward
+pass in eval mode under `no_grad`: wall clock, and process CPU time (all threads together). The
+load average shows how busy the machine was with other jobs: on a shared machine the ratio of
+the same run is the figure to compare, and the CPU-time ratio is the least disturbed.
 
-{table_head}
-{row}
+{table}
 
-First call of tinygrad_cnn in this process (JIT compile or Numba cache load included):
-{first_ours * 1e3:.0f} ms. The machine is shared; absolute times vary run to run, the ratio
-(same run, interleaved) is the figure to compare.
+First call of tinygrad_cnn in a fresh process (JIT compile or Numba cache load included):
+{", ".join(f"{r['first_ms']:.0f} ms ({r['threads']} threads)" for r in results)}.
 """
     with open(args.out, "w") as f:
         f.write(text)
