@@ -126,12 +126,34 @@ def test_adjoint_identities(cfg):
 
 @pytest.mark.parametrize("chunk_bytes", [1, 700, 5000])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_batch_chunking(monkeypatch, chunk_bytes, groups):
-    """Tiny chunk budgets force one-sample chunks and ragged last chunks."""
+@pytest.mark.parametrize("stride,out_size", [((2, 1), (3, 5)), ((1, 1), (5, 5))])
+def test_batch_chunking(monkeypatch, chunk_bytes, groups, stride, out_size):
+    """Tiny chunk budgets force one-sample chunks and ragged last chunks (both layouts)."""
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
     cfg = dict(n=5, c_in=4, c_out=6, groups=groups, in_size=(5, 6), kernel=(3, 2),
-               stride=(2, 1), padding=(1, 1), dilation=(1, 2), out_size=(3, 5))
+               stride=stride, padding=(1, 1), dilation=(1, 2), out_size=out_size)
     assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride,expect_shifted", [((1, 1, 1), True), ((1, 2, 1), False)])
+def test_patch_layouts(stride, expect_shifted):
+    """Stride 1 uses the shifted layout (contiguous copies of the padded input), other
+    strides classic im2col; both gather exactly the patches the definition reads."""
+    in3, k3, p3, d3 = (3, 8, 9), (2, 3, 2), (1, 1, 0), (1, 2, 1)
+    o3 = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, p, d, s in zip(in3, k3, p3, d3, stride))
+    layout = K.PatchLayout(in3, k3, stride, p3, d3, o3)
+    assert layout.shifted == expect_shifted
+    x5 = np.random.default_rng(3).standard_normal((2, 2) + in3)
+    cols = np.empty((2 * 12, 2 * layout.span))
+    layout.gather(layout.source(x5), 0, 2, cols)
+    for c in range(2):
+        for k, (kd, kh, kw) in enumerate(np.ndindex(*k3)):
+            for b in range(2):
+                for o in np.ndindex(*o3):
+                    col = b * layout.span + o[0] * layout.step_d + o[1] * layout.step_h + o[2]
+                    i = [oi * s + ki * d - p for oi, ki, s, d, p in zip(o, (kd, kh, kw), stride, d3, p3)]
+                    inside = all(0 <= v < n for v, n in zip(i, in3))
+                    assert cols[c * 12 + k, col] == (x5[(b, c) + tuple(i)] if inside else 0.0)
 
 
 def test_non_contiguous_inputs():

@@ -19,14 +19,22 @@ convention the three kernels are exact adjoints of each other for ANY sizes:
 
 How the work is done (see /work/shared/PERFORMANCE.md):
 
-* general case: im2col + one BLAS GEMM per chunk of the batch. The column matrix is laid out
-  as ``cols[(ci, kd, kh, kw), (n, od, oh, ow)]`` so the gather writes contiguous rows, the row
-  order matches ``weight.reshape(C_out, -1)``, and one GEMM covers a whole chunk of samples.
-  The batch is cut into chunks whose column matrix stays in cache (a few MB).
-* pointwise (1x1, stride 1, no padding): no data movement at all, just batched matmuls.
-* depthwise (groups == C_in): direct Numba loops, there is no GEMM shape to exploit.
+* general case: a patch matrix + one BLAS GEMM per chunk of the batch. The patch matrix has
+  one row per (ci, kd, kh, kw) -- the order of ``weight.reshape(C_out, -1)`` -- and one
+  column per (sample, output position), so one GEMM covers a whole chunk of samples and the
+  gather writes contiguous rows. The batch is cut into chunks whose patch matrix stays in
+  cache (a few MB). Two layouts of the columns (see :class:`PatchLayout`):
 
-Each jitted kernel has a plain loop reference (``*_reference``) used by the tests as oracle.
+  - ``shifted`` (every stride 1): the input is zero-padded once; then the row of tap k is
+    the padded input shifted by a constant offset, so the gather is one contiguous copy per
+    (row, sample). Columns run over the padded grid, so a few columns per image row are
+    unused ("garbage", at most 2x; dropped when the output is written).
+  - ``strided`` (any stride): classic im2col, one column per output position.
+
+* pointwise (1x1, stride 1, no padding): no data movement at all, just batched matmuls.
+* one input channel per group (depthwise, groups == C_in, also C_in == 1): direct Numba loops;
+  there is no GEMM shape to exploit.
+
 """
 from __future__ import annotations
 
@@ -170,8 +178,9 @@ def col2im(cols, b0, b1, kernel, stride, padding, dilation, out_size, dx):
 
 
 # ----------------------------------------------------------------------------------------------
-# Depthwise convolution (groups == C_in): direct loops, parallel over (sample, channel) planes.
-# Output channel co reads input channel co // multiplier.
+# One input channel per group (depthwise, groups == C_in; also C_in == groups == 1): direct
+# loops, parallel over (sample, channel) planes. Output channel co reads input channel
+# co // multiplier, multiplier = C_out // C_in.
 # ----------------------------------------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
@@ -278,6 +287,151 @@ def depthwise_weight_grad(x, gy, stride, padding, dilation, gw):
 
 
 # ----------------------------------------------------------------------------------------------
+# The shifted layout (every stride 1): gather = one contiguous copy per (row, sample)
+# ----------------------------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def gather_shifted(xp, b0, b1, offsets, span, cols):
+    """cols[(c, k), (b, j)] = xp[b0 + b, c, offsets[k] + j] for j < span.
+
+    ``xp`` (N, C, plane) is the zero-padded input, one flat plane per channel."""
+    n_c, n_k = xp.shape[1], offsets.shape[0]
+    for r in prange(n_c * n_k):
+        c = r // n_k
+        off = offsets[r % n_k]
+        row = cols[r]
+        for b in range(b1 - b0):
+            row[b * span:(b + 1) * span] = xp[b0 + b, c, off:off + span]
+
+
+@njit(parallel=True, cache=True)
+def scatter_shifted(cols, b0, b1, offsets, span, dxp):
+    """Adjoint of :func:`gather_shifted`: dxp[b0 + b, c, offsets[k] + j] += cols[(c, k), (b, j)].
+    Parallel over channels, so no two threads write the same element."""
+    n_c, n_k = dxp.shape[1], offsets.shape[0]
+    for c in prange(n_c):
+        for k in range(n_k):
+            off = offsets[k]
+            row = cols[c * n_k + k]
+            for b in range(b1 - b0):
+                dst = dxp[b0 + b, c]
+                src = row[b * span:(b + 1) * span]
+                for j in range(span):
+                    dst[off + j] += src[j]
+
+
+# ----------------------------------------------------------------------------------------------
+# Between the GEMM layout (C_out, samples * span) and the output array (N, C_out, Do, Ho, Wo).
+# Output position (od, oh, ow) of sample b is column b*span + od*step_d + oh*step_h + ow.
+# ----------------------------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def gemm_to_output(prod, b0, b1, span, step_d, step_h, bias, y):
+    """y[b0 + b, co, od, oh, ow] = prod[co, column(b, od, oh, ow)] + bias[co]."""
+    c_out, Do, Ho, Wo = y.shape[1], y.shape[2], y.shape[3], y.shape[4]
+    for job in prange((b1 - b0) * c_out):
+        b = job // c_out
+        co = job % c_out
+        src = prod[co]
+        bv = bias[co]
+        for od in range(Do):
+            for oh in range(Ho):
+                start = b * span + od * step_d + oh * step_h
+                yrow = y[b0 + b, co, od, oh]
+                for ow in range(Wo):
+                    yrow[ow] = src[start + ow] + bv
+
+
+@njit(parallel=True, cache=True)
+def output_to_gemm(g, b0, b1, span, step_d, step_h, g_t):
+    """The inverse layout change: g_t[co, column(b, od, oh, ow)] = g[b0 + b, co, od, oh, ow],
+    with zeros in the unused (garbage) columns."""
+    c_out, Do, Ho, Wo = g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    for job in prange((b1 - b0) * c_out):
+        b = job // c_out
+        co = job % c_out
+        dst = g_t[co]
+        dst[b * span:(b + 1) * span] = 0.0
+        for od in range(Do):
+            for oh in range(Ho):
+                start = b * span + od * step_d + oh * step_h
+                grow = g[b0 + b, co, od, oh]
+                for ow in range(Wo):
+                    dst[start + ow] = grow[ow]
+
+
+class PatchLayout:
+    """Where the patch-matrix columns of one sample live, and how to gather / scatter them.
+
+    ``span`` columns per sample; output position (od, oh, ow) is column
+    ``od*step_d + oh*step_h + ow``. Built by :meth:`choose` for one conv geometry.
+    """
+
+    def __init__(self, in3: Int3, k3: Int3, s3: Int3, p3: Int3, d3: Int3, o3: Int3):
+        self.in3, self.k3, self.s3, self.p3, self.d3, self.o3 = in3, k3, s3, p3, d3, o3
+        (Do, Ho, Wo), n_out = o3, o3[0] * o3[1] * o3[2]
+        # the padded grid a stride-1 conv reads: out + dilated kernel - 1 per dim
+        self.padded = tuple(o + d * (k - 1) for o, k, d in zip(o3, k3, d3))
+        _, Hp, Wp = self.padded
+        shifted_span = (Do - 1) * Hp * Wp + (Ho - 1) * Wp + Wo
+        self.shifted = s3 == (1, 1, 1) and shifted_span <= 2 * n_out
+        if self.shifted:
+            self.span, self.step_d, self.step_h = shifted_span, Hp * Wp, Wp
+            self.offsets = np.array([(kd * d3[0] * Hp + kh * d3[1]) * Wp + kw * d3[2]
+                                     for kd in range(k3[0]) for kh in range(k3[1])
+                                     for kw in range(k3[2])], dtype=np.int64)
+        else:
+            self.span, self.step_d, self.step_h = n_out, Ho * Wo, Wo
+
+    def _overlap(self):
+        """Index tuples (into x, into the padded grid) of the input pixels the grid covers."""
+        x_idx, p_idx = [slice(None)] * 2, [slice(None)] * 2
+        for size, pad, grid in zip(self.in3, self.p3, self.padded):
+            count = max(0, min(size, grid - pad))
+            x_idx.append(slice(0, count))
+            p_idx.append(slice(pad, pad + count))
+        return tuple(x_idx), tuple(p_idx)
+
+    def source(self, x5: np.ndarray) -> np.ndarray:
+        """What :meth:`gather` reads: x5 itself, or its zero-padded copy (N, C, plane)."""
+        if not self.shifted:
+            return x5
+        xp = np.zeros(x5.shape[:2] + self.padded, dtype=x5.dtype)
+        x_idx, p_idx = self._overlap()
+        xp[p_idx] = x5[x_idx]
+        return xp.reshape(x5.shape[0], x5.shape[1], -1)
+
+    def gather(self, src: np.ndarray, b0: int, b1: int, cols: np.ndarray) -> None:
+        if self.shifted:
+            gather_shifted(src, b0, b1, self.offsets, self.span, cols)
+        else:
+            im2col(src, b0, b1, self.k3, self.s3, self.p3, self.d3, self.o3, cols)
+
+    def grad_source(self, n: int, c: int, dtype) -> np.ndarray:
+        """A zeroed buffer for :meth:`scatter` (the padded grid for the shifted layout)."""
+        shape = self.padded if self.shifted else self.in3
+        buf = np.zeros((n, c) + shape, dtype=dtype)
+        return buf.reshape(n, c, -1) if self.shifted else buf
+
+    def scatter(self, cols: np.ndarray, b0: int, b1: int, dsrc: np.ndarray) -> None:
+        if self.shifted:
+            scatter_shifted(cols, b0, b1, self.offsets, self.span, dsrc)
+        else:
+            col2im(cols, b0, b1, self.k3, self.s3, self.p3, self.d3, self.o3, dsrc)
+
+    def finish(self, dsrc: np.ndarray) -> np.ndarray:
+        """Gradient on the input grid (N, C, D, H, W): crop the padding off the padded grid."""
+        if not self.shifted:
+            return dsrc
+        n, c = dsrc.shape[:2]
+        dxp = dsrc.reshape((n, c) + self.padded)
+        dx = np.zeros((n, c) + self.in3, dtype=dsrc.dtype)
+        x_idx, p_idx = self._overlap()
+        dx[x_idx] = dxp[p_idx]
+        return dx
+
+
+# ----------------------------------------------------------------------------------------------
 # Public kernels
 # ----------------------------------------------------------------------------------------------
 
@@ -285,8 +439,14 @@ def _is_pointwise(kernel: Int3, stride: Int3, padding: Int3, in_size: Int3, out_
     return kernel == (1, 1, 1) and stride == (1, 1, 1) and padding == (0, 0, 0) and in_size == out_size
 
 
-def _is_depthwise(c_in: int, groups: int) -> bool:
-    return groups == c_in and groups > 1
+def _one_channel_per_group(c_in: int, groups: int) -> bool:
+    """Depthwise (groups == C_in) and single-input-channel convs: the direct kernels."""
+    return groups == c_in
+
+
+def _geometry(weight_shape, stride, padding, dilation, in_size, out_size):
+    return (_as3(weight_shape[2:], 1), _as3(stride, 1), _as3(padding, 0), _as3(dilation, 1),
+            _as3(in_size, 1), _as3(out_size, 1))
 
 
 def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
@@ -299,53 +459,47 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
     padding after it is whatever ``out_size`` implies. Shapes are assumed valid (checked in
     ``tinygrad_cnn.shapes`` / the functional layer).
     """
-    spatial = len(out_size)
     n, c_in = x.shape[:2]
     c_out = weight.shape[0]
     dtype = np.result_type(x.dtype, weight.dtype)
     x5 = _as5d(x.astype(dtype, copy=False))
     w5 = _as5d(weight.astype(dtype, copy=False))
-    k3, s3 = _as3(weight.shape[2:], 1), _as3(stride, 1)
-    p3, d3, o3 = _as3(padding, 0), _as3(dilation, 1), _as3(out_size, 1)
+    k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, x.shape[2:], out_size)
     out_shape = (n, c_out) + tuple(int(v) for v in out_size)
-    p_out = o3[0] * o3[1] * o3[2]
+    b = np.zeros(c_out, dtype) if bias is None else bias.astype(dtype, copy=False)
 
-    if _is_depthwise(c_in, groups):
-        y5 = np.zeros((n, c_out) + o3, dtype=dtype)
-        if bias is not None:
-            y5 += bias.astype(dtype, copy=False).reshape(1, c_out, 1, 1, 1)
+    if _one_channel_per_group(c_in, groups):
+        y5 = np.empty((n, c_out) + o3, dtype=dtype)
+        y5[...] = b.reshape(1, c_out, 1, 1, 1)
         depthwise_forward(x5, w5, s3, p3, d3, y5)
         return y5.reshape(out_shape)
 
     cin_g, cout_g = c_in // groups, c_out // groups
-    if _is_pointwise(k3, s3, p3, x5.shape[2:], o3):
+    n_out = o3[0] * o3[1] * o3[2]
+    if _is_pointwise(k3, s3, p3, i3, o3):
         wg = w5.reshape(groups, cout_g, cin_g)
-        y = np.matmul(wg, x5.reshape(n, groups, cin_g, p_out)).reshape(n, c_out, p_out)
+        y = np.matmul(wg, x5.reshape(n, groups, cin_g, n_out)).reshape(n, c_out, n_out)
         if bias is not None:
-            y += bias.astype(dtype, copy=False).reshape(1, c_out, 1)
+            y += b.reshape(1, c_out, 1)
         return y.reshape(out_shape)
 
+    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wg = w5.reshape(groups, cout_g, ck_g)
-    y = np.empty((n, c_out, p_out), dtype=dtype)
-    nb = _batch_chunk(n, groups * ck_g * p_out * x5.itemsize)
-    cols_buf = np.empty(groups * ck_g * nb * p_out, dtype=dtype)
-    prod_buf = np.empty(c_out * nb * p_out, dtype=dtype)
-    b_row = None if bias is None else bias.astype(dtype, copy=False).reshape(1, c_out, 1)
+    src = layout.source(x5)
+    y5 = np.empty((n, c_out) + o3, dtype=dtype)
+    nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
+    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
+    prod_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
     for b0 in range(0, n, nb):
         b1 = min(n, b0 + nb)
-        m = (b1 - b0) * p_out
+        m = (b1 - b0) * layout.span
         cols = _prefix(cols_buf, groups * ck_g, m)
         prod = _prefix(prod_buf, c_out, m)
-        im2col(x5, b0, b1, k3, s3, p3, d3, o3, cols)
+        layout.gather(src, b0, b1, cols)
         np.matmul(wg, cols.reshape(groups, ck_g, m), out=prod.reshape(groups, cout_g, m))
-        # (C_out, nb, P) -> (nb, C_out, P) while adding the bias: one pass over the output
-        chunk = prod.reshape(c_out, b1 - b0, p_out).transpose(1, 0, 2)
-        if b_row is None:
-            y[b0:b1] = chunk
-        else:
-            np.add(chunk, b_row, out=y[b0:b1])
-    return y.reshape(out_shape)
+        gemm_to_output(prod, b0, b1, layout.span, layout.step_d, layout.step_h, b, y5)
+    return y5.reshape(out_shape)
 
 
 def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[int],
@@ -362,39 +516,36 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
     dtype = np.result_type(grad_out.dtype, weight.dtype)
     g5 = _as5d(grad_out.astype(dtype, copy=False))
     w5 = _as5d(weight.astype(dtype, copy=False))
-    k3, s3 = _as3(weight.shape[2:], 1), _as3(stride, 1)
-    p3, d3, i3 = _as3(padding, 0), _as3(dilation, 1), _as3(in_size, 1)
-    o3 = g5.shape[2:]
+    k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, in_size, grad_out.shape[2:])
     in_shape = (n, c_in) + tuple(int(v) for v in in_size)
-    p_out = o3[0] * o3[1] * o3[2]
 
-    if _is_depthwise(c_in, groups):
+    if _one_channel_per_group(c_in, groups):
         gx = np.zeros((n, c_in) + i3, dtype=dtype)
         depthwise_input_grad(g5, w5, s3, p3, d3, gx)
         return gx.reshape(in_shape)
 
+    n_out = o3[0] * o3[1] * o3[2]
     if _is_pointwise(k3, s3, p3, i3, o3):
         wt = w5.reshape(groups, cout_g, cin_g).transpose(0, 2, 1)
-        gx = np.matmul(wt, g5.reshape(n, groups, cout_g, p_out))
+        gx = np.matmul(wt, g5.reshape(n, groups, cout_g, n_out))
         return gx.reshape(in_shape)
 
+    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wt = w5.reshape(groups, cout_g, ck_g).transpose(0, 2, 1)      # (G, CK_g, C_out_g)
-    gx = np.zeros((n, c_in) + i3, dtype=dtype)
-    nb = _batch_chunk(n, groups * ck_g * p_out * g5.itemsize)
-    gt_buf = np.empty(c_out * nb * p_out, dtype=dtype)
-    cols_buf = np.empty(groups * ck_g * nb * p_out, dtype=dtype)
-    g3 = g5.reshape(n, c_out, p_out)
+    dsrc = layout.grad_source(n, c_in, dtype)
+    nb = _batch_chunk(n, groups * ck_g * layout.span * g5.itemsize)
+    gt_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
+    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
     for b0 in range(0, n, nb):
         b1 = min(n, b0 + nb)
-        m = (b1 - b0) * p_out
+        m = (b1 - b0) * layout.span
         g_t = _prefix(gt_buf, c_out, m)
         cols = _prefix(cols_buf, groups * ck_g, m)
-        # (nb, C_out, P) -> (C_out, nb*P) so that one GEMM covers the chunk
-        g_t.reshape(c_out, b1 - b0, p_out)[...] = g3[b0:b1].transpose(1, 0, 2)
+        output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
         np.matmul(wt, g_t.reshape(groups, cout_g, m), out=cols.reshape(groups, ck_g, m))
-        col2im(cols, b0, b1, k3, s3, p3, d3, o3, gx)
-    return gx.reshape(in_shape)
+        layout.scatter(cols, b0, b1, dsrc)
+    return layout.finish(dsrc).reshape(in_shape)
 
 
 def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[int],
@@ -410,39 +561,37 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     dtype = np.result_type(x.dtype, grad_out.dtype)
     x5 = _as5d(x.astype(dtype, copy=False))
     g5 = _as5d(grad_out.astype(dtype, copy=False))
-    k3, s3 = _as3(kernel_size, 1), _as3(stride, 1)
-    p3, d3 = _as3(padding, 0), _as3(dilation, 1)
-    o3 = g5.shape[2:]
     w_shape = (c_out, cin_g) + tuple(int(v) for v in kernel_size)
-    p_out = o3[0] * o3[1] * o3[2]
+    k3, s3, p3, d3, i3, o3 = _geometry(w_shape, stride, padding, dilation, x.shape[2:], grad_out.shape[2:])
 
-    if _is_depthwise(c_in, groups):
+    if _one_channel_per_group(c_in, groups):
         gw = np.empty((c_out, 1) + k3, dtype=dtype)
         depthwise_weight_grad(x5, g5, s3, p3, d3, gw)
         return gw.reshape(w_shape)
 
-    if _is_pointwise(k3, s3, p3, x5.shape[2:], o3):
-        xg = x5.reshape(n, groups, cin_g, p_out)
-        gg = g5.reshape(n, groups, cout_g, p_out)
+    n_out = o3[0] * o3[1] * o3[2]
+    if _is_pointwise(k3, s3, p3, i3, o3):
+        xg = x5.reshape(n, groups, cin_g, n_out)
+        gg = g5.reshape(n, groups, cout_g, n_out)
         gw = np.matmul(gg, xg.transpose(0, 1, 3, 2)).sum(axis=0)   # (G, C_out_g, C_in_g)
         return gw.reshape(w_shape)
 
+    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
+    src = layout.source(x5)
     gw = np.zeros((groups, cout_g, ck_g), dtype=dtype)
     part = np.empty_like(gw)
-    nb = _batch_chunk(n, groups * ck_g * p_out * x5.itemsize)
-    cols_buf = np.empty(groups * ck_g * nb * p_out, dtype=dtype)
-    gt_buf = np.empty(c_out * nb * p_out, dtype=dtype)
-    g3 = g5.reshape(n, c_out, p_out)
+    nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
+    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
+    gt_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
     for b0 in range(0, n, nb):
         b1 = min(n, b0 + nb)
-        m = (b1 - b0) * p_out
+        m = (b1 - b0) * layout.span
         cols = _prefix(cols_buf, groups * ck_g, m)
         g_t = _prefix(gt_buf, c_out, m)
-        im2col(x5, b0, b1, k3, s3, p3, d3, o3, cols)
-        g_t.reshape(c_out, b1 - b0, p_out)[...] = g3[b0:b1].transpose(1, 0, 2)
-        cg = cols.reshape(groups, ck_g, m)
-        np.matmul(g_t.reshape(groups, cout_g, m), cg.transpose(0, 2, 1), out=part)
+        layout.gather(src, b0, b1, cols)
+        output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
+        np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1), out=part)
         gw += part
     return gw.reshape(w_shape)
 
