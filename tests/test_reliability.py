@@ -146,14 +146,17 @@ def test_warn_on_graph_leaks_is_quiet_for_correct_loops(one_thread):
         assert not watcher.warned and watcher.old_nodes[-1] == watcher.old_nodes[-2] > 0
 
 
-def test_warn_on_graph_leaks_nests_restores_and_checks_arguments():
+def test_warn_on_graph_leaks_nests_restores_and_checks_arguments(one_thread):
     original = Optimizer.step
     with pytest.raises(ZeroDivisionError):
-        with warn_on_graph_leaks():
-            with warn_on_graph_leaks(patience=3):
-                assert Optimizer.step is not original
+        with warn_on_graph_leaks() as outer:
+            with warn_on_graph_leaks(patience=3) as inner:
+                _train(2, lambda t, loss: t + loss.item())
                 1 / 0
+    assert outer.steps == inner.steps == 2         # both blocks saw the steps
     assert Optimizer.step is original
+    _train(1, lambda t, loss: t + loss.item())
+    assert outer.steps == 2                         # and stop watching once left
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="patience"):
             warn_on_graph_leaks(patience=bad)

@@ -95,6 +95,15 @@ def rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024   # bytes on macOS, KiB on Linux
 
 
+def _user_stacklevel() -> int:
+    """``stacklevel`` for warnings.warn that points at the first caller outside tinygrad_cnn."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class GraphLeakWarning(UserWarning):
     """Graph nodes survive optimizer steps in growing numbers: something keeps old graphs alive."""
 
@@ -131,29 +140,40 @@ class warn_on_graph_leaks:
         self.warned = False
         self._first_seen: "weakref.WeakKeyDictionary[Context, int]" = weakref.WeakKeyDictionary()
 
-    # -- installing the observer on Optimizer.step (shared by nested blocks) --------------
+    # -- observing Optimizer.step ----------------------------------------------------------
+    # With PyTorch's global hook API (``optim.optimizer.register_optimizer_step_post_hook``) the
+    # observer is a hook; without it, ``Optimizer.step`` is wrapped while any block is active.
     def __enter__(self) -> "warn_on_graph_leaks":
-        from .optim.optimizer import Optimizer
+        from .optim import optimizer as optimizer_module
         cls = warn_on_graph_leaks
-        if not cls._active:
-            original = Optimizer.step
-            cls._original_step = original
+        register = getattr(optimizer_module, "register_optimizer_step_post_hook", None)
+        if register is not None:
+            self._handle = register(lambda optimizer, args, kwargs: self._after_step())
+        else:
+            if not cls._active:
+                Optimizer = optimizer_module.Optimizer
+                original = Optimizer.step
+                cls._original_step = original
 
-            def step(optimizer, *args, **kwargs):
-                result = original(optimizer, *args, **kwargs)
-                for watcher in list(cls._active):
-                    watcher._after_step()
-                return result
+                def step(optimizer, *args, **kwargs):
+                    result = original(optimizer, *args, **kwargs)
+                    for watcher in list(cls._active):
+                        watcher._after_step()
+                    return result
 
-            step.__doc__ = original.__doc__
-            step.__wrapped__ = original
-            Optimizer.step = step
-        cls._active.append(self)
+                step.__doc__ = original.__doc__
+                step.__wrapped__ = original
+                Optimizer.step = step
+            cls._active.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> bool:
         from .optim.optimizer import Optimizer
         cls = warn_on_graph_leaks
+        if getattr(self, "_handle", None) is not None:
+            self._handle.remove()
+            self._handle = None
+            return False
         cls._active.remove(self)
         if not cls._active and cls._original_step is not None:
             Optimizer.step = cls._original_step
@@ -180,4 +200,4 @@ class warn_on_graph_leaks:
                 f"optimizer steps, up from {self.old_nodes[-2]} one step earlier (step {step}). "
                 "Something keeps every step's graph alive, typically `total_loss += loss`: "
                 "accumulate `loss.item()` (a float) or `loss.detach()` instead.",
-                GraphLeakWarning, stacklevel=3)
+                GraphLeakWarning, stacklevel=_user_stacklevel())
