@@ -703,13 +703,12 @@ def _dims(dim: Any, ndim: int) -> Tuple[int, ...]:
     """Normalise dim (None, int or sequence; negatives allowed) to a sorted tuple."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    n = max(ndim, 1)
-    out = []
-    for d in dims:
-        if not -n <= d < n:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})")
-        out.append(d % n)
+    n = ndim if ndim > 0 else 1
+    if isinstance(dim, (int, np.integer)):
+        if not -n <= dim < n:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+        return (int(dim) % n,)
+    out = [_dims(d, ndim)[0] for d in dim]
     if len(set(out)) != len(out):
         raise ValueError(f"dim {dim!r} appears more than once")
     return tuple(sorted(out))
