@@ -310,14 +310,65 @@ def scatter_shifted(cols, b0, b1, offsets, span, dxp):
     Parallel over channels, so no two threads write the same element."""
     n_c, n_k = dxp.shape[1], offsets.shape[0]
     for c in prange(n_c):
+        for b in range(b1 - b0):
+            dst = dxp[b0 + b, c]
+            for k in range(n_k):
+                off = offsets[k]
+                dst[off:off + span] += cols[c * n_k + k, b * span:(b + 1) * span]
+
+
+@njit(parallel=True, cache=True)
+def depthwise_forward_shifted(xp, w, offsets, span, step_d, step_h, bias, y):
+    """Stride-1 direct convolution with one input channel per group.
+
+    xp (N, C_in, plane) zero-padded input, w (C_out, K) taps, y (N, C_out, Do, Ho, Wo).
+    Each tap adds a shifted copy of the padded plane: one long contiguous loop."""
+    c_in, n_k = xp.shape[1], offsets.shape[0]
+    n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
+    mult = c_out // c_in
+    for job in prange(n * c_out):
+        b = job // c_out
+        co = job % c_out
+        src = xp[b, co // mult]
+        acc = np.zeros(span, dtype=xp.dtype)
         for k in range(n_k):
-            off = offsets[k]
-            row = cols[c * n_k + k]
-            for b in range(b1 - b0):
-                dst = dxp[b0 + b, c]
-                src = row[b * span:(b + 1) * span]
+            wv = w[co, k]
+            shifted = src[offsets[k]:offsets[k] + span]    # a view: indices provably >= 0,
+            for j in range(span):                           # so the loop vectorises
+                acc[j] += wv * shifted[j]
+        for od in range(Do):
+            for oh in range(Ho):
+                start = od * step_d + oh * step_h
+                valid = acc[start:start + Wo]
+                yrow = y[b, co, od, oh]
+                for ow in range(Wo):
+                    yrow[ow] = valid[ow] + bias[co]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def depthwise_weight_grad_shifted(xp, g, offsets, span, step_d, step_h, gw):
+    """Weight gradient of :func:`depthwise_forward_shifted`: gw (C_out, K) (overwritten),
+    gw[co, k] = sum over samples and positions of g * (xp shifted by offsets[k])."""
+    c_in, n_k = xp.shape[1], offsets.shape[0]
+    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    mult = c_out // c_in
+    for co in prange(c_out):
+        g_flat = np.zeros(span, dtype=xp.dtype)      # g on the padded grid; garbage stays 0
+        acc = np.zeros(n_k, dtype=xp.dtype)
+        for b in range(n):
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = od * step_d + oh * step_h
+                    g_flat[start:start + Wo] = g[b, co, od, oh]
+            src = xp[b, co // mult]
+            for k in range(n_k):
+                shifted = src[offsets[k]:offsets[k] + span]
+                total = 0.0
                 for j in range(span):
-                    dst[off + j] += src[j]
+                    total += g_flat[j] * shifted[j]
+                acc[k] += total
+        for k in range(n_k):
+            gw[co, k] = acc[k]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,9 +388,10 @@ def gemm_to_output(prod, b0, b1, span, step_d, step_h, bias, y):
         for od in range(Do):
             for oh in range(Ho):
                 start = b * span + od * step_d + oh * step_h
+                valid = src[start:start + Wo]
                 yrow = y[b0 + b, co, od, oh]
                 for ow in range(Wo):
-                    yrow[ow] = src[start + ow] + bv
+                    yrow[ow] = valid[ow] + bv
 
 
 @njit(parallel=True, cache=True)
@@ -355,9 +407,7 @@ def output_to_gemm(g, b0, b1, span, step_d, step_h, g_t):
         for od in range(Do):
             for oh in range(Ho):
                 start = b * span + od * step_d + oh * step_h
-                grow = g[b0 + b, co, od, oh]
-                for ow in range(Wo):
-                    dst[start + ow] = grow[ow]
+                dst[start:start + Wo] = g[b0 + b, co, od, oh]
 
 
 class PatchLayout:
@@ -469,9 +519,15 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
     b = np.zeros(c_out, dtype) if bias is None else bias.astype(dtype, copy=False)
 
     if _one_channel_per_group(c_in, groups):
-        y5 = np.empty((n, c_out) + o3, dtype=dtype)
-        y5[...] = b.reshape(1, c_out, 1, 1, 1)
-        depthwise_forward(x5, w5, s3, p3, d3, y5)
+        layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+        if layout.shifted:
+            y5 = np.empty((n, c_out) + o3, dtype=dtype)
+            depthwise_forward_shifted(layout.source(x5), w5.reshape(c_out, -1), layout.offsets,
+                                      layout.span, layout.step_d, layout.step_h, b, y5)
+        else:
+            y5 = np.empty((n, c_out) + o3, dtype=dtype)
+            y5[...] = b.reshape(1, c_out, 1, 1, 1)
+            depthwise_forward(x5, w5, s3, p3, d3, y5)
         return y5.reshape(out_shape)
 
     cin_g, cout_g = c_in // groups, c_out // groups
@@ -519,9 +575,19 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, in_size, grad_out.shape[2:])
     in_shape = (n, c_in) + tuple(int(v) for v in in_size)
 
-    if _one_channel_per_group(c_in, groups):
+    if _one_channel_per_group(c_in, groups) and cout_g > 1:
         gx = np.zeros((n, c_in) + i3, dtype=dtype)
         depthwise_input_grad(g5, w5, s3, p3, d3, gx)
+        return gx.reshape(in_shape)
+
+    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
+    if s3 == (1, 1, 1) and min(flipped_pad) >= 0 and c_out <= 2 * c_in:
+        # With stride 1 the transpose of a conv is a conv of grad_out with the kernel flipped
+        # in space and its channel axes swapped (per group). Gathering C_out*K rows is cheaper
+        # than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in.
+        w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
+        w_t = w_t[..., ::-1, ::-1, ::-1].reshape((c_in, cout_g) + k3)
+        gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
         return gx.reshape(in_shape)
 
     n_out = o3[0] * o3[1] * o3[2]
@@ -565,8 +631,13 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     k3, s3, p3, d3, i3, o3 = _geometry(w_shape, stride, padding, dilation, x.shape[2:], grad_out.shape[2:])
 
     if _one_channel_per_group(c_in, groups):
+        layout = PatchLayout(i3, k3, s3, p3, d3, o3)
         gw = np.empty((c_out, 1) + k3, dtype=dtype)
-        depthwise_weight_grad(x5, g5, s3, p3, d3, gw)
+        if layout.shifted:
+            depthwise_weight_grad_shifted(layout.source(x5), g5, layout.offsets, layout.span,
+                                          layout.step_d, layout.step_h, gw.reshape(c_out, -1))
+        else:
+            depthwise_weight_grad(x5, g5, s3, p3, d3, gw)
         return gw.reshape(w_shape)
 
     n_out = o3[0] * o3[1] * o3[2]
