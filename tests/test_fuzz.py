@@ -1183,9 +1183,14 @@ def _fuzz(workers, name: str, jit: bool, data) -> None:
         FAILURES.append(str(e).split("\n")[0][:600])
 
 
+def _settings(examples: int):
+    return settings(max_examples=max(int(examples * EXAMPLES_SCALE), 1), deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_fuzz_against_torch(workers, name):
-    @settings(max_examples=int(OPS[name].examples * EXAMPLES_SCALE), suppress_health_check=list(HealthCheck), deadline=None)
+    @_settings(OPS[name].examples)
     @given(data=st.data())
     def run(data):
         _fuzz(workers, name, True, data)
@@ -1194,7 +1199,7 @@ def test_fuzz_against_torch(workers, name):
 
 @pytest.mark.parametrize("name", sorted(n for n, o in OPS.items() if o.kernel))
 def test_fuzz_kernels_without_jit_stay_in_bounds(workers, name):
-    @settings(max_examples=int(max(OPS[name].examples // 4, 8) * EXAMPLES_SCALE), suppress_health_check=list(HealthCheck), deadline=None)
+    @_settings(max(OPS[name].examples // 4, 8))
     @given(data=st.data())
     def run(data):
         _fuzz(workers, name, False, data)
@@ -1213,7 +1218,7 @@ def test_every_functional_op_is_fuzzed():
 def test_the_worker_reports_crashes_and_hangs():
     """The harness itself: a segfault and a hang in the worker become test failures, and the
     next call gets a fresh worker."""
-    w = Worker(hang_seconds=5)
+    w = Worker(hang_seconds=2)
     try:
         assert w.call("relu", Spec([Arr(np.array([-1.0, 2.0]))]))[0] == "ok"
         with pytest.raises(WorkerDied, match=r"CRASH.*signal 11"):

@@ -4,7 +4,6 @@ See docs/reliability.md for what is promised. The fuzzing of the public API live
 tests/test_fuzz.py. Slow variants (opt in with ``--runslow``) train for an epoch.
 """
 import gc
-import hashlib
 import os
 import subprocess
 import sys
