@@ -213,6 +213,15 @@ NO_JIT_SCRIPT = textwrap.dedent("""
              padding=(0, 0), dilation=(1, 1), out_size=(3, 4)),
         dict(n=1, c_in=2, c_out=2, groups=1, in_size=(3, 3, 4), kernel=(2, 2, 2), stride=(1, 1, 2),
              padding=(1, 0, 1), dilation=(1, 1, 1), out_size=(4, 2, 2)),
+        # stride 1: shifted layout, flipped-kernel input grad, shifted depthwise, C_in = 1
+        dict(n=2, c_in=3, c_out=4, groups=1, in_size=(5, 6), kernel=(3, 3), stride=(1, 1),
+             padding=(1, 1), dilation=(1, 1), out_size=(5, 6)),
+        dict(n=2, c_in=2, c_out=6, groups=1, in_size=(6, 5), kernel=(3, 2), stride=(1, 1),
+             padding=(0, 1), dilation=(2, 1), out_size=(2, 6)),
+        dict(n=2, c_in=3, c_out=3, groups=3, in_size=(6, 6), kernel=(3, 3), stride=(1, 1),
+             padding=(1, 1), dilation=(1, 1), out_size=(6, 6)),
+        dict(n=2, c_in=1, c_out=3, groups=1, in_size=(7,), kernel=(3,), stride=(1,),
+             padding=(2,), dilation=(1,), out_size=(9,)),
     ]
     rng = np.random.default_rng(0)
     for cfg in cases:
@@ -237,4 +246,4 @@ def test_kernels_without_jit():
     proc = subprocess.run([sys.executable, "-c", NO_JIT_SCRIPT], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "NO_JIT_OK 5" in proc.stdout
+    assert "NO_JIT_OK 9" in proc.stdout
