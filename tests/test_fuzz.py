@@ -857,6 +857,9 @@ def worker_main() -> None:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     import tinygrad_cnn  # noqa: F401  (import once, before the first request)
+    ready = pickle.dumps("ready")
+    out.write(struct.pack("<Q", len(ready)) + ready)
+    out.flush()
     while True:
         try:
             n = struct.unpack("<Q", _read_exact(inp, 8))[0]
@@ -887,20 +890,25 @@ class Worker:
         self.log = open(os.devnull, "wb")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, cwd=ROOT, env=env)
+        if self._receive(timeout=300) != "ready":     # the imports may be slow on a busy machine
+            raise WorkerDied("the worker did not start")
+
+    def _receive(self, timeout: float):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.stop()
+            raise WorkerDied(f"HANG: no answer after {timeout} s")
+        n = struct.unpack("<Q", _read_exact(self.proc.stdout, 8))[0]
+        return pickle.loads(_read_exact(self.proc.stdout, n))
 
     def call(self, name: str, spec: Spec, want_grad: bool = True):
-        if self.proc is None or self.proc.poll() is not None:
-            self.start()
         payload = pickle.dumps((name, spec, want_grad))
         try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.start()
             self.proc.stdin.write(struct.pack("<Q", len(payload)) + payload)
             self.proc.stdin.flush()
-            ready, _, _ = select.select([self.proc.stdout], [], [], self.hang_seconds)
-            if not ready:
-                self.stop()
-                raise WorkerDied(f"HANG: no answer after {self.hang_seconds} s")
-            n = struct.unpack("<Q", _read_exact(self.proc.stdout, 8))[0]
-            return pickle.loads(_read_exact(self.proc.stdout, n))
+            return self._receive(self.hang_seconds)
         except (EOFError, BrokenPipeError):
             code = self.proc.wait()
             self.proc = None
