@@ -56,6 +56,7 @@ def test_long_training_memory_and_graph_nodes_stop_growing(one_thread):
     X, Y = tiny_data()
     rss, nodes = {}, {}
     gc.collect()
+    baseline = live_graph_nodes()       # graphs other tests may keep alive
     gc.disable()
     try:
         for step in range(500):
@@ -79,9 +80,9 @@ def test_long_training_memory_and_graph_nodes_stop_growing(one_thread):
     late_nodes = {v for s, v in nodes.items() if 400 <= s < 500}
     # only the graph of the last step is alive: the same number of nodes every time
     assert early_nodes == late_nodes and len(late_nodes) == 1, (early_nodes, late_nodes)
-    assert 0 < late_nodes.pop() < 40
+    assert 0 < late_nodes.pop() - baseline < 40
     del loss
-    assert live_graph_nodes() == 0
+    assert live_graph_nodes() == baseline
 
 
 def _train(steps, accumulate, model=None, count_nodes=False):
@@ -125,7 +126,7 @@ def test_warn_on_graph_leaks_detects_the_total_loss_leak(one_thread):
             _train(8, lambda t, loss: t + loss)
     assert Optimizer.step is original                 # the observer is removed on exit
     assert watcher.warned and watcher.steps == 8
-    assert watcher.old_nodes[0] == 0 and watcher.old_nodes[-1] > watcher.old_nodes[-2] > 0
+    assert watcher.old_nodes[-1] > watcher.old_nodes[-2] > watcher.old_nodes[2]
     leaks = [w for w in record if issubclass(w.category, GraphLeakWarning)]
     assert len(leaks) == 1                            # warns once
     # stacklevel points at the user's optimizer.step() call, not into the library
@@ -137,12 +138,12 @@ def test_warn_on_graph_leaks_is_quiet_for_correct_loops(one_thread):
         warnings.simplefilter("error", GraphLeakWarning)
         with warn_on_graph_leaks() as watcher:
             _train(8, lambda t, loss: t + loss.item())
-        assert not watcher.warned and watcher.old_nodes == [0] * 8
+        assert not watcher.warned and len(set(watcher.old_nodes)) <= 2   # 0, then graphs kept elsewhere
         # one graph kept on purpose (e.g. for a plot) survives, but does not grow: no warning
         kept = []
         with warn_on_graph_leaks() as watcher:
             _train(8, lambda t, loss: (kept.append(loss) if not kept else None) or t + loss.item())
-        assert not watcher.warned and watcher.old_nodes[-1] == watcher.old_nodes[-2] > 0
+        assert not watcher.warned and watcher.old_nodes[-1] == watcher.old_nodes[-2] > watcher.old_nodes[0]
 
 
 def test_warn_on_graph_leaks_nests_restores_and_checks_arguments(one_thread):
