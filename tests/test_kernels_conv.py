@@ -135,25 +135,34 @@ def test_batch_chunking(monkeypatch, chunk_bytes, groups, stride, out_size):
     assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
 
 
-@pytest.mark.parametrize("stride,expect_shifted", [((1, 1, 1), True), ((1, 2, 1), False)])
-def test_patch_layouts(stride, expect_shifted):
-    """Stride 1 uses the shifted layout (contiguous copies of the padded input), other
-    strides classic im2col; both gather exactly the patches the definition reads."""
-    in3, k3, p3, d3 = (3, 8, 9), (2, 3, 2), (1, 1, 0), (1, 2, 1)
-    o3 = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, p, d, s in zip(in3, k3, p3, d3, stride))
-    layout = K.PatchLayout(in3, k3, stride, p3, d3, o3)
-    assert layout.shifted == expect_shifted
+@pytest.mark.parametrize("k3,s3,d3,expect_planes", [
+    ((2, 3, 2), (1, 1, 1), (1, 2, 1), 1),        # stride 1: the padded input is the one plane
+    ((2, 3, 2), (1, 2, 1), (1, 1, 1), 2),        # stride 2 in H: taps 0, 2 read phase 0, tap 1 phase 1
+    ((1, 3, 3), (1, 2, 2), (1, 2, 1), 2),        # dilation 2 = stride 2 in H: every tap on phase 0
+    ((1, 1, 1), (2, 2, 2), (1, 1, 1), 1),        # 1x1 stride 2 (ResNet shortcut): only phase 0 kept
+])
+def test_patch_layout_gathers_the_definition(k3, s3, d3, expect_planes):
+    """Every patch-matrix entry is the input pixel the definition reads (0 in the padding),
+    at column od*step_d + oh*step_h + ow of its sample; only the phases taps read are kept."""
+    in3, p3 = (3, 8, 9), (1, 1, 0)
+    o3 = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, p, d, s in zip(in3, k3, p3, d3, s3))
+    layout = K.PatchLayout(in3, k3, s3, p3, d3, o3)
+    assert layout.n_planes == expect_planes
+    n_k = int(np.prod(k3))
     x5 = np.random.default_rng(3).standard_normal((2, 2) + in3)
-    cols = np.empty((2 * 12, 2 * layout.span))
+    cols = np.empty((2 * n_k, 2 * layout.span))
     layout.gather(layout.source(x5), 0, 2, cols)
     for c in range(2):
-        for k, (kd, kh, kw) in enumerate(np.ndindex(*k3)):
+        for k, tap in enumerate(np.ndindex(*k3)):
             for b in range(2):
                 for o in np.ndindex(*o3):
                     col = b * layout.span + o[0] * layout.step_d + o[1] * layout.step_h + o[2]
-                    i = [oi * s + ki * d - p for oi, ki, s, d, p in zip(o, (kd, kh, kw), stride, d3, p3)]
+                    i = [oi * s + ki * d - p for oi, ki, s, d, p in zip(o, tap, s3, d3, p3)]
                     inside = all(0 <= v < n for v, n in zip(i, in3))
-                    assert cols[c * 12 + k, col] == (x5[(b, c) + tuple(i)] if inside else 0.0)
+                    assert cols[c * n_k + k, col] == (x5[(b, c) + tuple(i)] if inside else 0.0)
+    # source / finish are adjoint (finish sums phase planes back onto the input grid)
+    q = np.random.default_rng(4).standard_normal(layout.source(x5).shape)
+    assert np.isclose(np.vdot(layout.source(x5), q), np.vdot(x5, layout.finish(q)))
 
 
 def test_non_contiguous_inputs():
@@ -201,7 +210,7 @@ NO_JIT_SCRIPT = textwrap.dedent("""
     import numba
     assert numba.config.DISABLE_JIT
     from tinygrad_cnn.kernels import conv as K
-    assert not hasattr(K.im2col, "signatures")          # plain Python functions
+    assert not hasattr(K.gather_patches, "signatures")  # plain Python functions
     cases = [
         dict(n=2, c_in=2, c_out=3, groups=1, in_size=(7,), kernel=(3,), stride=(2,),
              padding=(1,), dilation=(1,), out_size=(4,)),

@@ -19,22 +19,23 @@ convention the three kernels are exact adjoints of each other for ANY sizes:
 
 How the work is done (see /work/shared/PERFORMANCE.md):
 
-* general case: a patch matrix + one BLAS GEMM per chunk of the batch. The patch matrix has
-  one row per (ci, kd, kh, kw) -- the order of ``weight.reshape(C_out, -1)`` -- and one
-  column per (sample, output position), so one GEMM covers a whole chunk of samples and the
-  gather writes contiguous rows. The batch is cut into chunks whose patch matrix stays in
-  cache (a few MB). Two layouts of the columns (see :class:`PatchLayout`):
+* general case: a patch matrix ("im2col") + one BLAS GEMM per chunk of the batch. The patch
+  matrix has one row per (ci, kd, kh, kw) -- the order of ``weight.reshape(C_out, -1)`` -- and
+  one column per (sample, output position), so one GEMM covers a whole chunk of samples. The
+  batch is cut into chunks whose patch matrix stays in cache (a few MB).
 
-  - ``shifted`` (every stride 1): the input is zero-padded once; then the row of tap k is
-    the padded input shifted by a constant offset, so the gather is one contiguous copy per
-    (row, sample). Columns run over the padded grid, so a few columns per image row are
-    unused ("garbage", at most 2x; dropped when the output is written).
-  - ``strided`` (any stride): classic im2col, one column per output position.
+  The columns use a *shifted* layout (:class:`PatchLayout`): the input is zero-padded once
+  and split into its stride phases (pixels ``r, r+s, r+2s, ...`` per dim; one phase when the
+  stride is 1). Then every tap reads one phase plane shifted by a constant offset, so its row
+  of the patch matrix is ONE contiguous copy per sample -- no per-pixel index arithmetic.
+  Columns run over the phase-plane grid, so a few columns per image row are unused
+  ("garbage"); they are dropped when the output is written.
 
 * pointwise (1x1, stride 1, no padding): no data movement at all, just batched matmuls.
-* one input channel per group (depthwise, groups == C_in, also C_in == 1): direct Numba loops;
-  there is no GEMM shape to exploit.
-
+* one input channel per group (depthwise, groups == C_in, also C_in == 1): direct Numba loops
+  over the same shifted planes; there is no GEMM shape to exploit.
+* the input gradient of a stride-1 conv is itself a conv (of grad_out, with the kernel flipped
+  in space and its channel axes swapped), which gathers instead of scattering.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from numba import njit, prange
 
 Int3 = Tuple[int, int, int]
 
-# Target size in bytes of one chunk of the im2col matrix (fits the 32 MB L3 comfortably and
+# Target size in bytes of one chunk of the patch matrix (fits the 32 MB L3 comfortably and
 # keeps each GEMM large enough for BLAS to run near peak).
 COLS_CHUNK_BYTES = 4 << 20
 
@@ -69,306 +70,46 @@ def _as5d(a: np.ndarray) -> np.ndarray:
     return a.reshape((n, c) + _as3(a.shape[2:], 1))
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-@njit(cache=True)
-def _valid_range(offset, stride, in_size, out_size):
-    """Range [lo, hi) of output positions o with 0 <= o*stride + offset < in_size."""
-    lo = 0
-    if offset < 0:
-        lo = (-offset + stride - 1) // stride
-    hi = out_size
-    if (out_size - 1) * stride + offset >= in_size:
-        hi = (in_size - offset + stride - 1) // stride
-        if hi < 0:
-            hi = 0
-    if lo > out_size:
-        lo = out_size
-    if hi < lo:
-        hi = lo
-    return lo, hi
-
-
 def _prefix(flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """A C-contiguous (rows, cols) matrix on the start of a flat scratch buffer."""
     return flat[:rows * cols].reshape(rows, cols)
 
 
 def _batch_chunk(n: int, bytes_per_sample: int) -> int:
-    """How many samples go into one im2col chunk."""
+    """How many samples go into one patch-matrix chunk."""
     return max(1, min(n, COLS_CHUNK_BYTES // max(1, bytes_per_sample)))
 
 
 # ----------------------------------------------------------------------------------------------
-# im2col / col2im: the data movement around the GEMM
+# The shifted layout (see PatchLayout). ``xq`` is (N, C * n_planes, plane): the zero-padded
+# input split into its stride phases, one flat plane per (channel, phase). Tap k of channel c
+# reads plane c * n_planes + tap_plane[k] from offset tap_offset[k] on.
 # ----------------------------------------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
-def im2col(x, b0, b1, kernel, stride, padding, dilation, out_size, cols):
-    """Gather patches of samples ``b0:b1`` of ``x`` (N, C, D, H, W) into
-    ``cols`` (C*KD*KH*KW, (b1-b0)*Do*Ho*Wo); out-of-range taps read as 0."""
-    C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
-    KD, KH, KW = kernel
-    sd, sh, sw = stride
-    pd, ph, pw = padding
-    dd, dh, dw = dilation
-    Do, Ho, Wo = out_size
-    for r in prange(C * KD * KH * KW):
-        kw = r % KW
-        kh = (r // KW) % KH
-        kd = (r // (KW * KH)) % KD
-        c = r // (KW * KH * KD)
-        off_w = kw * dw - pw
-        lo, hi = _valid_range(off_w, sw, W, Wo)
+def gather_patches(xq, b0, b1, n_planes, tap_plane, tap_offset, span, cols):
+    """The patch matrix of samples b0:b1:
+    cols[(c, k), (b, j)] = xq[b0 + b, c * n_planes + tap_plane[k], tap_offset[k] + j], j < span."""
+    n_k = tap_plane.shape[0]
+    for r in prange(cols.shape[0]):
+        c, k = r // n_k, r % n_k
+        plane, off = c * n_planes + tap_plane[k], tap_offset[k]
         row = cols[r]
         for b in range(b1 - b0):
-            for od in range(Do):
-                i_d = od * sd + kd * dd - pd
-                for oh in range(Ho):
-                    i_h = oh * sh + kh * dh - ph
-                    base = ((b * Do + od) * Ho + oh) * Wo
-                    if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
-                        for ow in range(Wo):
-                            row[base + ow] = 0.0
-                    else:
-                        xrow = x[b0 + b, c, i_d, i_h]
-                        for ow in range(lo):
-                            row[base + ow] = 0.0
-                        for ow in range(lo, hi):
-                            row[base + ow] = xrow[ow * sw + off_w]
-                        for ow in range(hi, Wo):
-                            row[base + ow] = 0.0
+            row[b * span:(b + 1) * span] = xq[b0 + b, plane, off:off + span]
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, b0, b1, kernel, stride, padding, dilation, out_size, dx):
-    """Adjoint of :func:`im2col`: scatter-add ``cols`` back into samples ``b0:b1`` of ``dx``
-    (N, C, D, H, W). ``dx[b0:b1]`` must be zeroed by the caller. Parallel over channels, so no
-    two threads ever write the same element."""
-    C, D, H, W = dx.shape[1], dx.shape[2], dx.shape[3], dx.shape[4]
-    KD, KH, KW = kernel
-    sd, sh, sw = stride
-    pd, ph, pw = padding
-    dd, dh, dw = dilation
-    Do, Ho, Wo = out_size
-    K = KD * KH * KW
-    for c in prange(C):
-        for k in range(K):
-            kw = k % KW
-            kh = (k // KW) % KH
-            kd = k // (KW * KH)
-            off_w = kw * dw - pw
-            lo, hi = _valid_range(off_w, sw, W, Wo)
-            row = cols[c * K + k]
-            for b in range(b1 - b0):
-                for od in range(Do):
-                    i_d = od * sd + kd * dd - pd
-                    if i_d < 0 or i_d >= D:
-                        continue
-                    for oh in range(Ho):
-                        i_h = oh * sh + kh * dh - ph
-                        if i_h < 0 or i_h >= H:
-                            continue
-                        base = ((b * Do + od) * Ho + oh) * Wo
-                        dxrow = dx[b0 + b, c, i_d, i_h]
-                        for ow in range(lo, hi):
-                            dxrow[ow * sw + off_w] += row[base + ow]
-
-
-# ----------------------------------------------------------------------------------------------
-# One input channel per group (depthwise, groups == C_in; also C_in == groups == 1): direct
-# loops, parallel over (sample, channel) planes. Output channel co reads input channel
-# co // multiplier, multiplier = C_out // C_in.
-# ----------------------------------------------------------------------------------------------
-
-@njit(parallel=True, cache=True)
-def depthwise_forward(x, w, stride, padding, dilation, y):
-    """y (N, C_out, Do, Ho, Wo) = depthwise conv of x (N, C_in, D, H, W) with
-    w (C_out, 1, KD, KH, KW); ``y`` must be zeroed (or hold the bias) on entry."""
-    N, C_in, D, H, W = x.shape
-    C_out, KD, KH, KW = w.shape[0], w.shape[2], w.shape[3], w.shape[4]
-    Do, Ho, Wo = y.shape[2], y.shape[3], y.shape[4]
-    mult = C_out // C_in
-    sd, sh, sw = stride
-    pd, ph, pw = padding
-    dd, dh, dw = dilation
-    for job in prange(N * C_out):
-        n = job // C_out
-        co = job % C_out
-        ci = co // mult
-        for kd in range(KD):
-            for kh in range(KH):
-                for kw in range(KW):
-                    wv = w[co, 0, kd, kh, kw]
-                    off_w = kw * dw - pw
-                    lo, hi = _valid_range(off_w, sw, W, Wo)
-                    for od in range(Do):
-                        i_d = od * sd + kd * dd - pd
-                        if i_d < 0 or i_d >= D:
-                            continue
-                        for oh in range(Ho):
-                            i_h = oh * sh + kh * dh - ph
-                            if i_h < 0 or i_h >= H:
-                                continue
-                            yrow = y[n, co, od, oh]
-                            xrow = x[n, ci, i_d, i_h]
-                            for ow in range(lo, hi):
-                                yrow[ow] += wv * xrow[ow * sw + off_w]
-
-
-@njit(parallel=True, cache=True)
-def depthwise_input_grad(gy, w, stride, padding, dilation, gx):
-    """Adjoint of :func:`depthwise_forward` in x: gx (N, C_in, D, H, W), zeroed on entry."""
-    N, C_in, D, H, W = gx.shape
-    C_out, KD, KH, KW = w.shape[0], w.shape[2], w.shape[3], w.shape[4]
-    Do, Ho, Wo = gy.shape[2], gy.shape[3], gy.shape[4]
-    mult = C_out // C_in
-    sd, sh, sw = stride
-    pd, ph, pw = padding
-    dd, dh, dw = dilation
-    for job in prange(N * C_in):
-        n = job // C_in
-        ci = job % C_in
-        for co in range(ci * mult, (ci + 1) * mult):
-            for kd in range(KD):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        wv = w[co, 0, kd, kh, kw]
-                        off_w = kw * dw - pw
-                        lo, hi = _valid_range(off_w, sw, W, Wo)
-                        for od in range(Do):
-                            i_d = od * sd + kd * dd - pd
-                            if i_d < 0 or i_d >= D:
-                                continue
-                            for oh in range(Ho):
-                                i_h = oh * sh + kh * dh - ph
-                                if i_h < 0 or i_h >= H:
-                                    continue
-                                gyrow = gy[n, co, od, oh]
-                                gxrow = gx[n, ci, i_d, i_h]
-                                for ow in range(lo, hi):
-                                    gxrow[ow * sw + off_w] += wv * gyrow[ow]
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def depthwise_weight_grad(x, gy, stride, padding, dilation, gw):
-    """gw (C_out, 1, KD, KH, KW) = d<gy, depthwise_forward(x, w)>/dw (overwritten)."""
-    N, C_in, D, H, W = x.shape
-    C_out, KD, KH, KW = gw.shape[0], gw.shape[2], gw.shape[3], gw.shape[4]
-    Do, Ho, Wo = gy.shape[2], gy.shape[3], gy.shape[4]
-    mult = C_out // C_in
-    sd, sh, sw = stride
-    pd, ph, pw = padding
-    dd, dh, dw = dilation
-    for co in prange(C_out):
-        ci = co // mult
-        for kd in range(KD):
-            for kh in range(KH):
-                for kw in range(KW):
-                    off_w = kw * dw - pw
-                    lo, hi = _valid_range(off_w, sw, W, Wo)
-                    acc = 0.0
-                    for n in range(N):
-                        for od in range(Do):
-                            i_d = od * sd + kd * dd - pd
-                            if i_d < 0 or i_d >= D:
-                                continue
-                            for oh in range(Ho):
-                                i_h = oh * sh + kh * dh - ph
-                                if i_h < 0 or i_h >= H:
-                                    continue
-                                gyrow = gy[n, co, od, oh]
-                                xrow = x[n, ci, i_d, i_h]
-                                for ow in range(lo, hi):
-                                    acc += gyrow[ow] * xrow[ow * sw + off_w]
-                    gw[co, 0, kd, kh, kw] = acc
-
-
-# ----------------------------------------------------------------------------------------------
-# The shifted layout (every stride 1): gather = one contiguous copy per (row, sample)
-# ----------------------------------------------------------------------------------------------
-
-@njit(parallel=True, cache=True)
-def gather_shifted(xp, b0, b1, offsets, span, cols):
-    """cols[(c, k), (b, j)] = xp[b0 + b, c, offsets[k] + j] for j < span.
-
-    ``xp`` (N, C, plane) is the zero-padded input, one flat plane per channel."""
-    n_c, n_k = xp.shape[1], offsets.shape[0]
-    for r in prange(n_c * n_k):
-        c = r // n_k
-        off = offsets[r % n_k]
-        row = cols[r]
-        for b in range(b1 - b0):
-            row[b * span:(b + 1) * span] = xp[b0 + b, c, off:off + span]
-
-
-@njit(parallel=True, cache=True)
-def scatter_shifted(cols, b0, b1, offsets, span, dxp):
-    """Adjoint of :func:`gather_shifted`: dxp[b0 + b, c, offsets[k] + j] += cols[(c, k), (b, j)].
-    Parallel over channels, so no two threads write the same element."""
-    n_c, n_k = dxp.shape[1], offsets.shape[0]
+def scatter_patches(cols, b0, b1, n_planes, tap_plane, tap_offset, span, dxq):
+    """Adjoint of :func:`gather_patches`: add every patch-matrix entry back onto the pixel it
+    came from. Parallel over channels, so no two threads write the same element."""
+    n_k = tap_plane.shape[0]
+    n_c = cols.shape[0] // n_k
     for c in prange(n_c):
         for b in range(b1 - b0):
-            dst = dxp[b0 + b, c]
             for k in range(n_k):
-                off = offsets[k]
-                dst[off:off + span] += cols[c * n_k + k, b * span:(b + 1) * span]
-
-
-@njit(parallel=True, cache=True)
-def depthwise_forward_shifted(xp, w, offsets, span, step_d, step_h, bias, y):
-    """Stride-1 direct convolution with one input channel per group.
-
-    xp (N, C_in, plane) zero-padded input, w (C_out, K) taps, y (N, C_out, Do, Ho, Wo).
-    Each tap adds a shifted copy of the padded plane: one long contiguous loop."""
-    c_in, n_k = xp.shape[1], offsets.shape[0]
-    n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
-    mult = c_out // c_in
-    for job in prange(n * c_out):
-        b = job // c_out
-        co = job % c_out
-        src = xp[b, co // mult]
-        acc = np.zeros(span, dtype=xp.dtype)
-        for k in range(n_k):
-            wv = w[co, k]
-            shifted = src[offsets[k]:offsets[k] + span]    # a view: indices provably >= 0,
-            for j in range(span):                           # so the loop vectorises
-                acc[j] += wv * shifted[j]
-        for od in range(Do):
-            for oh in range(Ho):
-                start = od * step_d + oh * step_h
-                valid = acc[start:start + Wo]
-                yrow = y[b, co, od, oh]
-                for ow in range(Wo):
-                    yrow[ow] = valid[ow] + bias[co]
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def depthwise_weight_grad_shifted(xp, g, offsets, span, step_d, step_h, gw):
-    """Weight gradient of :func:`depthwise_forward_shifted`: gw (C_out, K) (overwritten),
-    gw[co, k] = sum over samples and positions of g * (xp shifted by offsets[k])."""
-    c_in, n_k = xp.shape[1], offsets.shape[0]
-    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
-    mult = c_out // c_in
-    for co in prange(c_out):
-        g_flat = np.zeros(span, dtype=xp.dtype)      # g on the padded grid; garbage stays 0
-        acc = np.zeros(n_k, dtype=xp.dtype)
-        for b in range(n):
-            for od in range(Do):
-                for oh in range(Ho):
-                    start = od * step_d + oh * step_h
-                    g_flat[start:start + Wo] = g[b, co, od, oh]
-            src = xp[b, co // mult]
-            for k in range(n_k):
-                shifted = src[offsets[k]:offsets[k] + span]
-                total = 0.0
-                for j in range(span):
-                    total += g_flat[j] * shifted[j]
-                acc[k] += total
-        for k in range(n_k):
-            gw[co, k] = acc[k]
+                plane, off = c * n_planes + tap_plane[k], tap_offset[k]
+                dxq[b0 + b, plane, off:off + span] += cols[c * n_k + k, b * span:(b + 1) * span]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,17 +122,15 @@ def gemm_to_output(prod, b0, b1, span, step_d, step_h, bias, y):
     """y[b0 + b, co, od, oh, ow] = prod[co, column(b, od, oh, ow)] + bias[co]."""
     c_out, Do, Ho, Wo = y.shape[1], y.shape[2], y.shape[3], y.shape[4]
     for job in prange((b1 - b0) * c_out):
-        b = job // c_out
-        co = job % c_out
+        b, co = job // c_out, job % c_out
         src = prod[co]
-        bv = bias[co]
         for od in range(Do):
             for oh in range(Ho):
                 start = b * span + od * step_d + oh * step_h
-                valid = src[start:start + Wo]
+                valid = src[start:start + Wo]      # a view: the loop below then vectorises
                 yrow = y[b0 + b, co, od, oh]
                 for ow in range(Wo):
-                    yrow[ow] = valid[ow] + bv
+                    yrow[ow] = valid[ow] + bias[co]
 
 
 @njit(parallel=True, cache=True)
@@ -400,8 +139,7 @@ def output_to_gemm(g, b0, b1, span, step_d, step_h, g_t):
     with zeros in the unused (garbage) columns."""
     c_out, Do, Ho, Wo = g.shape[1], g.shape[2], g.shape[3], g.shape[4]
     for job in prange((b1 - b0) * c_out):
-        b = job // c_out
-        co = job % c_out
+        b, co = job // c_out, job % c_out
         dst = g_t[co]
         dst[b * span:(b + 1) * span] = 0.0
         for od in range(Do):
@@ -410,75 +148,165 @@ def output_to_gemm(g, b0, b1, span, step_d, step_h, g_t):
                 dst[start:start + Wo] = g[b0 + b, co, od, oh]
 
 
-class PatchLayout:
-    """Where the patch-matrix columns of one sample live, and how to gather / scatter them.
+# ----------------------------------------------------------------------------------------------
+# One input channel per group (depthwise, groups == C_in; also C_in == groups == 1): direct
+# loops over the shifted planes. Output channel co reads input channel co // multiplier,
+# multiplier = C_out // C_in. ``w`` is (C_out, K).
+# ----------------------------------------------------------------------------------------------
 
-    ``span`` columns per sample; output position (od, oh, ow) is column
-    ``od*step_d + oh*step_h + ow``. Built by :meth:`choose` for one conv geometry.
+
+@njit(parallel=True, cache=True)
+def depthwise_forward(xq, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, bias, y):
+    """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x)."""
+    n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
+    mult = c_out // (xq.shape[1] // n_planes)
+    for job in prange(n * c_out):
+        b, co = job // c_out, job % c_out
+        first_plane = (co // mult) * n_planes
+        acc = np.zeros(span, dtype=xq.dtype)
+        for k in range(tap_plane.shape[0]):
+            wv, off = w[co, k], tap_offset[k]
+            shifted = xq[b, first_plane + tap_plane[k], off:off + span]
+            for j in range(span):
+                acc[j] += wv * shifted[j]
+        for od in range(Do):
+            for oh in range(Ho):
+                start = od * step_d + oh * step_h
+                valid = acc[start:start + Wo]
+                yrow = y[b, co, od, oh]
+                for ow in range(Wo):
+                    yrow[ow] = valid[ow] + bias[co]
+
+
+@njit(parallel=True, cache=True)
+def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, dxq):
+    """Adjoint of :func:`depthwise_forward` in x: dxq (N, C_in * n_planes, plane), zeroed on
+    entry, receives w[co, k] * g[co] on every tap's shifted plane."""
+    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    c_in = dxq.shape[1] // n_planes
+    mult = c_out // c_in
+    for job in prange(n * c_in):
+        b, ci = job // c_in, job % c_in
+        g_flat = np.zeros(span, dtype=dxq.dtype)    # g on the plane grid; garbage stays 0
+        for co in range(ci * mult, (ci + 1) * mult):
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = od * step_d + oh * step_h
+                    g_flat[start:start + Wo] = g[b, co, od, oh]
+            for k in range(tap_plane.shape[0]):
+                wv, off = w[co, k], tap_offset[k]
+                shifted = dxq[b, ci * n_planes + tap_plane[k], off:off + span]
+                for j in range(span):
+                    shifted[j] += wv * g_flat[j]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def depthwise_weight_grad(xq, g, n_planes, tap_plane, tap_offset, span, step_d, step_h, gw):
+    """gw (C_out, K) (overwritten) = sum over samples and positions of g * (shifted plane of x)."""
+    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    n_k = tap_plane.shape[0]
+    mult = c_out // (xq.shape[1] // n_planes)
+    for co in prange(c_out):
+        first_plane = (co // mult) * n_planes
+        g_flat = np.zeros(span, dtype=xq.dtype)     # g on the plane grid; garbage stays 0
+        acc = np.zeros(n_k, dtype=xq.dtype)
+        for b in range(n):
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = od * step_d + oh * step_h
+                    g_flat[start:start + Wo] = g[b, co, od, oh]
+            for k in range(n_k):
+                off = tap_offset[k]
+                shifted = xq[b, first_plane + tap_plane[k], off:off + span]
+                total = 0.0
+                for j in range(span):
+                    total += g_flat[j] * shifted[j]
+                acc[k] += total
+        for k in range(n_k):
+            gw[co, k] = acc[k]
+
+
+# ----------------------------------------------------------------------------------------------
+# The layout
+# ----------------------------------------------------------------------------------------------
+
+class PatchLayout:
+    """How one conv geometry reads its input: stride phases, tap offsets, columns per sample.
+
+    Per spatial dim, tap k reads padded pixel ``o*s + k*d`` for output o. Writing
+    ``k*d = s*a + r`` (r < s) this is pixel ``o + a`` of *phase* r, the sub-grid
+    ``r, r+s, r+2s, ...`` of the padded input. So once the padded input is split into its
+    phases (:meth:`source`), tap k is phase ``r`` shifted by ``a``: a constant offset into a
+    flat phase plane of size ``Qd*Qh*Qw``. Output (od, oh, ow) is column
+    ``od*step_d + oh*step_h + ow`` with ``step_h = Qw``, ``step_d = Qh*Qw``; ``span`` columns
+    per sample. Only the phases some tap reads are kept (a 1x1 stride-2 conv keeps one).
     """
 
     def __init__(self, in3: Int3, k3: Int3, s3: Int3, p3: Int3, d3: Int3, o3: Int3):
-        self.in3, self.k3, self.s3, self.p3, self.d3, self.o3 = in3, k3, s3, p3, d3, o3
-        (Do, Ho, Wo), n_out = o3, o3[0] * o3[1] * o3[2]
-        # the padded grid a stride-1 conv reads: out + dilated kernel - 1 per dim
-        self.padded = tuple(o + d * (k - 1) for o, k, d in zip(o3, k3, d3))
-        _, Hp, Wp = self.padded
-        shifted_span = (Do - 1) * Hp * Wp + (Ho - 1) * Wp + Wo
-        self.shifted = s3 == (1, 1, 1) and shifted_span <= 2 * n_out
-        if self.shifted:
-            self.span, self.step_d, self.step_h = shifted_span, Hp * Wp, Wp
-            self.offsets = np.array([(kd * d3[0] * Hp + kh * d3[1]) * Wp + kw * d3[2]
-                                     for kd in range(k3[0]) for kh in range(k3[1])
-                                     for kw in range(k3[2])], dtype=np.int64)
-        else:
-            self.span, self.step_d, self.step_h = n_out, Ho * Wo, Wo
+        self.in3, self.s3, self.p3, self.o3 = in3, s3, p3, o3
+        # phase-plane size: the padded extent the conv reads, rounded up to whole strides
+        self.q = tuple(-(-((o - 1) * s + d * (k - 1) + 1) // s) for o, k, s, d in zip(o3, k3, s3, d3))
+        taps = [tuple(t) for t in np.ndindex(*k3)]      # (kd, kh, kw), the weight's order
+        phase_of = [tuple(k * d % s for k, d, s in zip(t, d3, s3)) for t in taps]
+        shift_of = [tuple(k * d // s for k, d, s in zip(t, d3, s3)) for t in taps]
+        self.phases = sorted(set(phase_of))
+        Qd, Qh, Qw = self.q
+        self.n_planes = len(self.phases)
+        self.tap_plane = np.array([self.phases.index(p) for p in phase_of], dtype=np.int64)
+        self.tap_offset = np.array([(a[0] * Qh + a[1]) * Qw + a[2] for a in shift_of], dtype=np.int64)
+        Do, Ho, Wo = o3
+        self.span = (Do - 1) * Qh * Qw + (Ho - 1) * Qw + Wo
+        self.step_d, self.step_h = Qh * Qw, Qw
 
-    def _overlap(self):
-        """Index tuples (into x, into the padded grid) of the input pixels the grid covers."""
-        x_idx, p_idx = [slice(None)] * 2, [slice(None)] * 2
-        for size, pad, grid in zip(self.in3, self.p3, self.padded):
-            count = max(0, min(size, grid - pad))
+    def _padded_and_input_slices(self):
+        """Slices (into the padded grid, into x) of the input pixels the padded grid holds."""
+        padded_idx, x_idx = [slice(None)] * 2, [slice(None)] * 2
+        for size, pad, q, s in zip(self.in3, self.p3, self.q, self.s3):
+            count = max(0, min(size, q * s - pad))
+            padded_idx.append(slice(pad, pad + count))
             x_idx.append(slice(0, count))
-            p_idx.append(slice(pad, pad + count))
-        return tuple(x_idx), tuple(p_idx)
+        return tuple(padded_idx), tuple(x_idx)
+
+    def _phase_slices(self, phase):
+        return (slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(phase, self.s3))
 
     def source(self, x5: np.ndarray) -> np.ndarray:
-        """What :meth:`gather` reads: x5 itself, or its zero-padded copy (N, C, plane)."""
-        if not self.shifted:
-            return x5
-        xp = np.zeros(x5.shape[:2] + self.padded, dtype=x5.dtype)
-        x_idx, p_idx = self._overlap()
-        xp[p_idx] = x5[x_idx]
-        return xp.reshape(x5.shape[0], x5.shape[1], -1)
+        """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases."""
+        n, c = x5.shape[:2]
+        padded = np.zeros((n, c) + tuple(q * s for q, s in zip(self.q, self.s3)), dtype=x5.dtype)
+        padded_idx, x_idx = self._padded_and_input_slices()
+        padded[padded_idx] = x5[x_idx]
+        if self.s3 == (1, 1, 1):
+            return padded.reshape(n, c, -1)
+        xq = np.empty((n, c, self.n_planes) + self.q, dtype=x5.dtype)
+        for i, phase in enumerate(self.phases):
+            xq[:, :, i] = padded[self._phase_slices(phase)]
+        return xq.reshape(n, c * self.n_planes, -1)
 
-    def gather(self, src: np.ndarray, b0: int, b1: int, cols: np.ndarray) -> None:
-        if self.shifted:
-            gather_shifted(src, b0, b1, self.offsets, self.span, cols)
-        else:
-            im2col(src, b0, b1, self.k3, self.s3, self.p3, self.d3, self.o3, cols)
+    def zeros_like_source(self, n: int, c: int, dtype) -> np.ndarray:
+        return np.zeros((n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2]), dtype=dtype)
 
-    def grad_source(self, n: int, c: int, dtype) -> np.ndarray:
-        """A zeroed buffer for :meth:`scatter` (the padded grid for the shifted layout)."""
-        shape = self.padded if self.shifted else self.in3
-        buf = np.zeros((n, c) + shape, dtype=dtype)
-        return buf.reshape(n, c, -1) if self.shifted else buf
-
-    def scatter(self, cols: np.ndarray, b0: int, b1: int, dsrc: np.ndarray) -> None:
-        if self.shifted:
-            scatter_shifted(cols, b0, b1, self.offsets, self.span, dsrc)
-        else:
-            col2im(cols, b0, b1, self.k3, self.s3, self.p3, self.d3, self.o3, dsrc)
-
-    def finish(self, dsrc: np.ndarray) -> np.ndarray:
-        """Gradient on the input grid (N, C, D, H, W): crop the padding off the padded grid."""
-        if not self.shifted:
-            return dsrc
-        n, c = dsrc.shape[:2]
-        dxp = dsrc.reshape((n, c) + self.padded)
-        dx = np.zeros((n, c) + self.in3, dtype=dsrc.dtype)
-        x_idx, p_idx = self._overlap()
-        dx[x_idx] = dxp[p_idx]
+    def finish(self, dxq: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`source`: gradient on the phase planes -> gradient (N, C, D, H, W)."""
+        n, c = dxq.shape[0], dxq.shape[1] // self.n_planes
+        dxq = dxq.reshape((n, c, self.n_planes) + self.q)
+        padded = np.zeros((n, c) + tuple(q * s for q, s in zip(self.q, self.s3)), dtype=dxq.dtype)
+        for i, phase in enumerate(self.phases):
+            padded[self._phase_slices(phase)] = dxq[:, :, i]
+        dx = np.zeros((n, c) + self.in3, dtype=dxq.dtype)
+        padded_idx, x_idx = self._padded_and_input_slices()
+        dx[x_idx] = padded[padded_idx]
         return dx
+
+    def gather(self, xq: np.ndarray, b0: int, b1: int, cols: np.ndarray) -> None:
+        gather_patches(xq, b0, b1, self.n_planes, self.tap_plane, self.tap_offset, self.span, cols)
+
+    def scatter(self, cols: np.ndarray, b0: int, b1: int, dxq: np.ndarray) -> None:
+        scatter_patches(cols, b0, b1, self.n_planes, self.tap_plane, self.tap_offset, self.span, dxq)
+
+    def planes(self) -> tuple:
+        """The geometry arguments of the direct (depthwise) kernels."""
+        return self.n_planes, self.tap_plane, self.tap_offset, self.span, self.step_d, self.step_h
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,11 +315,6 @@ class PatchLayout:
 
 def _is_pointwise(kernel: Int3, stride: Int3, padding: Int3, in_size: Int3, out_size: Int3) -> bool:
     return kernel == (1, 1, 1) and stride == (1, 1, 1) and padding == (0, 0, 0) and in_size == out_size
-
-
-def _one_channel_per_group(c_in: int, groups: int) -> bool:
-    """Depthwise (groups == C_in) and single-input-channel convs: the direct kernels."""
-    return groups == c_in
 
 
 def _geometry(weight_shape, stride, padding, dilation, in_size, out_size):
@@ -517,21 +340,9 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, x.shape[2:], out_size)
     out_shape = (n, c_out) + tuple(int(v) for v in out_size)
     b = np.zeros(c_out, dtype) if bias is None else bias.astype(dtype, copy=False)
-
-    if _one_channel_per_group(c_in, groups):
-        layout = PatchLayout(i3, k3, s3, p3, d3, o3)
-        if layout.shifted:
-            y5 = np.empty((n, c_out) + o3, dtype=dtype)
-            depthwise_forward_shifted(layout.source(x5), w5.reshape(c_out, -1), layout.offsets,
-                                      layout.span, layout.step_d, layout.step_h, b, y5)
-        else:
-            y5 = np.empty((n, c_out) + o3, dtype=dtype)
-            y5[...] = b.reshape(1, c_out, 1, 1, 1)
-            depthwise_forward(x5, w5, s3, p3, d3, y5)
-        return y5.reshape(out_shape)
-
     cin_g, cout_g = c_in // groups, c_out // groups
     n_out = o3[0] * o3[1] * o3[2]
+
     if _is_pointwise(k3, s3, p3, i3, o3):
         wg = w5.reshape(groups, cout_g, cin_g)
         y = np.matmul(wg, x5.reshape(n, groups, cin_g, n_out)).reshape(n, c_out, n_out)
@@ -540,10 +351,14 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
         return y.reshape(out_shape)
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    xq = layout.source(x5)
+    y5 = np.empty((n, c_out) + o3, dtype=dtype)
+    if cin_g == 1:      # one input channel per group: direct loops
+        depthwise_forward(xq, w5.reshape(c_out, -1), *layout.planes(), b, y5)
+        return y5.reshape(out_shape)
+
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wg = w5.reshape(groups, cout_g, ck_g)
-    src = layout.source(x5)
-    y5 = np.empty((n, c_out) + o3, dtype=dtype)
     nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
     cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
     prod_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
@@ -552,7 +367,7 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
         m = (b1 - b0) * layout.span
         cols = _prefix(cols_buf, groups * ck_g, m)
         prod = _prefix(prod_buf, c_out, m)
-        layout.gather(src, b0, b1, cols)
+        layout.gather(xq, b0, b1, cols)
         np.matmul(wg, cols.reshape(groups, ck_g, m), out=prod.reshape(groups, cout_g, m))
         gemm_to_output(prod, b0, b1, layout.span, layout.step_d, layout.step_h, b, y5)
     return y5.reshape(out_shape)
@@ -574,32 +389,32 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
     w5 = _as5d(weight.astype(dtype, copy=False))
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, in_size, grad_out.shape[2:])
     in_shape = (n, c_in) + tuple(int(v) for v in in_size)
-
-    if _one_channel_per_group(c_in, groups) and cout_g > 1:
-        gx = np.zeros((n, c_in) + i3, dtype=dtype)
-        depthwise_input_grad(g5, w5, s3, p3, d3, gx)
-        return gx.reshape(in_shape)
-
-    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
-    if s3 == (1, 1, 1) and min(flipped_pad) >= 0 and c_out <= 2 * c_in:
-        # With stride 1 the transpose of a conv is a conv of grad_out with the kernel flipped
-        # in space and its channel axes swapped (per group). Gathering C_out*K rows is cheaper
-        # than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in.
-        w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
-        w_t = w_t[..., ::-1, ::-1, ::-1].reshape((c_in, cout_g) + k3)
-        gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
-        return gx.reshape(in_shape)
-
     n_out = o3[0] * o3[1] * o3[2]
+
     if _is_pointwise(k3, s3, p3, i3, o3):
         wt = w5.reshape(groups, cout_g, cin_g).transpose(0, 2, 1)
         gx = np.matmul(wt, g5.reshape(n, groups, cout_g, n_out))
         return gx.reshape(in_shape)
 
+    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
+    gather_is_cheaper = (c_out <= 2 * c_in) if cin_g > 1 else cout_g == 1
+    if s3 == (1, 1, 1) and min(flipped_pad) >= 0 and gather_is_cheaper:
+        # With stride 1 the transpose of a conv is a conv of grad_out with the kernel flipped
+        # in space and its channel axes swapped (per group). Gathering C_out*K patch rows is
+        # cheaper than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in.
+        w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
+        w_t = w_t[..., ::-1, ::-1, ::-1].reshape((c_in, cout_g) + k3)
+        gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
+        return gx.reshape(in_shape)
+
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    dxq = layout.zeros_like_source(n, c_in, dtype)
+    if cin_g == 1:
+        depthwise_input_grad(g5, w5.reshape(c_out, -1), *layout.planes(), dxq)
+        return layout.finish(dxq).reshape(in_shape)
+
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wt = w5.reshape(groups, cout_g, ck_g).transpose(0, 2, 1)      # (G, CK_g, C_out_g)
-    dsrc = layout.grad_source(n, c_in, dtype)
     nb = _batch_chunk(n, groups * ck_g * layout.span * g5.itemsize)
     gt_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
     cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
@@ -610,8 +425,8 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
         cols = _prefix(cols_buf, groups * ck_g, m)
         output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
         np.matmul(wt, g_t.reshape(groups, cout_g, m), out=cols.reshape(groups, ck_g, m))
-        layout.scatter(cols, b0, b1, dsrc)
-    return layout.finish(dsrc).reshape(in_shape)
+        layout.scatter(cols, b0, b1, dxq)
+    return layout.finish(dxq).reshape(in_shape)
 
 
 def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[int],
@@ -629,18 +444,8 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     g5 = _as5d(grad_out.astype(dtype, copy=False))
     w_shape = (c_out, cin_g) + tuple(int(v) for v in kernel_size)
     k3, s3, p3, d3, i3, o3 = _geometry(w_shape, stride, padding, dilation, x.shape[2:], grad_out.shape[2:])
-
-    if _one_channel_per_group(c_in, groups):
-        layout = PatchLayout(i3, k3, s3, p3, d3, o3)
-        gw = np.empty((c_out, 1) + k3, dtype=dtype)
-        if layout.shifted:
-            depthwise_weight_grad_shifted(layout.source(x5), g5, layout.offsets, layout.span,
-                                          layout.step_d, layout.step_h, gw.reshape(c_out, -1))
-        else:
-            depthwise_weight_grad(x5, g5, s3, p3, d3, gw)
-        return gw.reshape(w_shape)
-
     n_out = o3[0] * o3[1] * o3[2]
+
     if _is_pointwise(k3, s3, p3, i3, o3):
         xg = x5.reshape(n, groups, cin_g, n_out)
         gg = g5.reshape(n, groups, cout_g, n_out)
@@ -648,8 +453,13 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
         return gw.reshape(w_shape)
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    xq = layout.source(x5)
+    if cin_g == 1:
+        gw = np.empty((c_out, k3[0] * k3[1] * k3[2]), dtype=dtype)
+        depthwise_weight_grad(xq, g5, *layout.planes(), gw)
+        return gw.reshape(w_shape)
+
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
-    src = layout.source(x5)
     gw = np.zeros((groups, cout_g, ck_g), dtype=dtype)
     part = np.empty_like(gw)
     nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
@@ -660,7 +470,7 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
         m = (b1 - b0) * layout.span
         cols = _prefix(cols_buf, groups * ck_g, m)
         g_t = _prefix(gt_buf, c_out, m)
-        layout.gather(src, b0, b1, cols)
+        layout.gather(xq, b0, b1, cols)
         output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
         np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1), out=part)
         gw += part
