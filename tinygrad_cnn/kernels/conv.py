@@ -258,44 +258,39 @@ class PatchLayout:
         self.span = (Do - 1) * Qh * Qw + (Ho - 1) * Qw + Wo
         self.step_d, self.step_h = Qh * Qw, Qw
 
-    def _padded_and_input_slices(self):
-        """Slices (into the padded grid, into x) of the input pixels the padded grid holds."""
-        padded_idx, x_idx = [slice(None)] * 2, [slice(None)] * 2
-        for size, pad, q, s in zip(self.in3, self.p3, self.q, self.s3):
-            count = max(0, min(size, q * s - pad))
-            padded_idx.append(slice(pad, pad + count))
-            x_idx.append(slice(0, count))
-        return tuple(padded_idx), tuple(x_idx)
-
-    def _phase_slices(self, phase):
-        return (slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(phase, self.s3))
+    def _windows(self, phase):
+        """(plane index, input index): the plane positions of ``phase`` that hold input pixels
+        (plane position j holds padded pixel j*s + r, i.e. input pixel j*s + r - pad)."""
+        plane_idx, x_idx = [Ellipsis], [Ellipsis]
+        for r, s, p, size, q in zip(phase, self.s3, self.p3, self.in3, self.q):
+            lo = max(0, -(-(p - r) // s))
+            hi = max(lo, min(q, -(-(size + p - r) // s)))
+            first = lo * s + r - p
+            plane_idx.append(slice(lo, hi))
+            x_idx.append(slice(first, first + (hi - lo - 1) * s + 1, s) if hi > lo else slice(0, 0))
+        return tuple(plane_idx), tuple(x_idx)
 
     def source(self, x5: np.ndarray) -> np.ndarray:
         """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases."""
         n, c = x5.shape[:2]
-        padded = np.zeros((n, c) + tuple(q * s for q, s in zip(self.q, self.s3)), dtype=x5.dtype)
-        padded_idx, x_idx = self._padded_and_input_slices()
-        padded[padded_idx] = x5[x_idx]
-        if self.s3 == (1, 1, 1):
-            return padded.reshape(n, c, -1)
-        xq = np.empty((n, c, self.n_planes) + self.q, dtype=x5.dtype)
+        xq = np.zeros((n, c, self.n_planes) + self.q, dtype=x5.dtype)
         for i, phase in enumerate(self.phases):
-            xq[:, :, i] = padded[self._phase_slices(phase)]
+            plane_idx, x_idx = self._windows(phase)
+            xq[:, :, i][plane_idx] = x5[x_idx]
         return xq.reshape(n, c * self.n_planes, -1)
 
     def zeros_like_source(self, n: int, c: int, dtype) -> np.ndarray:
         return np.zeros((n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2]), dtype=dtype)
 
     def finish(self, dxq: np.ndarray) -> np.ndarray:
-        """Adjoint of :meth:`source`: gradient on the phase planes -> gradient (N, C, D, H, W)."""
+        """Adjoint of :meth:`source`: gradient on the phase planes -> gradient (N, C, D, H, W).
+        Every input pixel sits in at most one plane position; pixels no tap reads get 0."""
         n, c = dxq.shape[0], dxq.shape[1] // self.n_planes
         dxq = dxq.reshape((n, c, self.n_planes) + self.q)
-        padded = np.zeros((n, c) + tuple(q * s for q, s in zip(self.q, self.s3)), dtype=dxq.dtype)
-        for i, phase in enumerate(self.phases):
-            padded[self._phase_slices(phase)] = dxq[:, :, i]
         dx = np.zeros((n, c) + self.in3, dtype=dxq.dtype)
-        padded_idx, x_idx = self._padded_and_input_slices()
-        dx[x_idx] = padded[padded_idx]
+        for i, phase in enumerate(self.phases):
+            plane_idx, x_idx = self._windows(phase)
+            dx[x_idx] = dxq[:, :, i][plane_idx]
         return dx
 
     def gather(self, xq: np.ndarray, b0: int, b1: int, cols: np.ndarray) -> None:
