@@ -467,3 +467,16 @@ def test_module_state_dict_loads_torch_weights():
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(13).standard_normal((2, 3, 5, 5))
     np.testing.assert_allclose(ours(tc.Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("groups,kernel", [(1, 3), (3, 3), (1, 1)])
+def test_empty_batch(groups, kernel):
+    """A batch of 0 samples gives an empty output and zero weight gradients, as in PyTorch."""
+    x = tc.Tensor(np.zeros((0, 3, 5, 5), np.float32), requires_grad=True)
+    w = tc.Tensor(np.ones((3, 3 // groups, kernel, kernel), np.float32), requires_grad=True)
+    y = F.conv2d(x, w, padding=1, groups=groups)
+    assert y.shape == tuple(TF.conv2d(torch.zeros(0, 3, 5, 5), torch.ones(3, 3 // groups, kernel, kernel),
+                                      padding=1, groups=groups).shape)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 5, 5) and not w.grad.data.any()
+    assert F.conv_transpose2d(y.detach(), w, groups=groups).shape[0] == 0

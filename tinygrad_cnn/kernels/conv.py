@@ -277,7 +277,7 @@ class PatchLayout:
         for i, phase in enumerate(self.phases):
             plane_idx, x_idx = self._windows(phase)
             xq[:, :, i][plane_idx] = x5[x_idx]
-        return xq.reshape(n, c * self.n_planes, -1)
+        return xq.reshape(n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2])
 
     def zeros_like_source(self, n: int, c: int, dtype) -> np.ndarray:
         return np.zeros((n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2]), dtype=dtype)

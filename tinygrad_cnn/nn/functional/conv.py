@@ -77,8 +77,8 @@ def _check_common(input: Tensor, weight: Tensor, bias: Optional[Tensor], nd: int
         if bias.dtype != input.dtype:
             raise TypeError(f"{fn}: bias must have the input's dtype {input.dtype}, got {bias.dtype}")
     unbatched = input.ndim == nd + 1
-    if any(s < 1 for s in input.shape):
-        raise ValueError(f"{fn}: input has an empty dimension: shape {tuple(input.shape)}")
+    if any(s < 1 for s in input.shape[-nd - 1:]):     # an empty batch is fine, as in PyTorch
+        raise ValueError(f"{fn}: input has an empty channel or spatial dimension: shape {tuple(input.shape)}")
     return unbatched
 
 
