@@ -239,7 +239,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
     if not path.is_file():
         parser.error(f"--resume: no checkpoint at {path} (run without --resume to start a new run, "
                      "or give the checkpoint's path)")
-    checkpoint = load_checkpoint(path)
+    try:
+        checkpoint = load_checkpoint(path)
+    except (ValueError, OSError) as exc:  # damaged, foreign or unreadable file
+        parser.error(f"--resume: cannot use {path}: {exc}")
     saved = checkpoint["args"]
     if saved.get("demo") != parser.prog_demo_name:
         parser.error(f"--resume: {path} was written by the {saved.get('demo')!r} demo, not "
@@ -527,7 +530,7 @@ def fit(args: argparse.Namespace, task: Task, log: Callable[[str], None] = print
 def _fit(args: argparse.Namespace, task: Task, log: Callable[[str], None]) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path: Path = args.checkpoint_path if args.checkpoint is not None else out / CHECKPOINT_NAME
+    ckpt_path = out / CHECKPOINT_NAME  # where this run writes (it may have resumed from elsewhere)
 
     train_loader_len = len(DataLoader(task.train_set, batch_size=args.batch_size, drop_last=True))
     if train_loader_len == 0:
@@ -548,7 +551,7 @@ def _fit(args: argparse.Namespace, task: Task, log: Callable[[str], None]) -> in
             scheduler.load_state_dict(ck["scheduler"])
         tg.get_rng().bit_generator.state = ck["rng"]["tinygrad_cnn"]
         progress = Progress.from_state(ck["progress"])
-        log(f"resuming {task.title} from {ckpt_path}: epoch {progress.epoch + 1}/{args.epochs}, "
+        log(f"resuming {task.title} from {args.checkpoint_path}: epoch {progress.epoch + 1}/{args.epochs}, "
             f"step {progress.step_in_epoch}/{steps_per_epoch}")
     else:
         log(f"training {task.title}: {len(task.train_set)} training / {len(task.test_set)} test images, "

@@ -231,6 +231,18 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
     assert exc.value.code == 2 and "no checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", [b"\x80\x04not a checkpoint", b""], ids=["pickle-like", "empty"])
+def test_resume_from_a_damaged_or_foreign_file_is_a_clear_error(content, tmp_path, capsys):
+    (tmp_path / "checkpoint.safetensors").write_bytes(content)
+    with pytest.raises(SystemExit) as exc:
+        mnist.main(["--out", str(tmp_path), "--resume"])
+    assert exc.value.code == 2 and "cannot use" in capsys.readouterr().err
+    tg.save({"weights": np.zeros(3, np.float32)}, tmp_path / "other.safetensors")  # valid, but not ours
+    with pytest.raises(SystemExit):
+        mnist.main(["--resume", str(tmp_path / "other.safetensors")])
+    assert "not a checkpoint of the tinygrad_cnn demos" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ signals
 LONG_RUN = ["--epochs", "4", "--batch-size", "2", "--checkpoint-every", "10", "--no-plot", "--eval-batch-size", "16"]
 
