@@ -480,3 +480,20 @@ def test_empty_batch(groups, kernel):
     y.sum().backward()
     assert x.grad.shape == (0, 3, 5, 5) and not w.grad.data.any()
     assert F.conv_transpose2d(y.detach(), w, groups=groups).shape[0] == 0
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "circular"])
+def test_conv_module_same_strided_matches_explicit_padding(padding_mode):
+    """Beyond PyTorch: padding='same' with stride 2 (TF convention) in every padding mode equals
+    torch's conv on the explicitly padded input (extra pixel at the end)."""
+    ours = nn.Conv2d(3, 4, (4, 3), stride=2, padding="same", padding_mode=padding_mode).double()
+    x = np.random.default_rng(14).standard_normal((2, 3, 9, 8))
+    pads = []
+    for i, k in reversed(list(zip((9, 8), (4, 3)))):
+        pads.extend(shapes.same_padding(i, k, 2))
+    mode = "constant" if padding_mode == "zeros" else padding_mode
+    want = TF.conv2d(TF.pad(torch.tensor(x), pads, mode=mode), torch.tensor(ours.weight.data),
+                     torch.tensor(ours.bias.data), stride=2)
+    y = ours(tc.Tensor(x))
+    assert y.shape == (2, 4, 5, 4)
+    np.testing.assert_allclose(y.data, want.numpy(), atol=1e-12)
