@@ -21,7 +21,22 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+
+def _threads_from_argv():
+    """``--threads N`` must reach OpenBLAS and Numba before numpy is imported."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _threads_from_argv():
+    for _var in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv()
+
+import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -126,7 +141,8 @@ def measure_warmup():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=15, help="interleaved repetitions per layer")
-    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: numba's)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both: BLAS, Numba and torch (default: numba's default, the core count)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the JIT warm-up measurement")
     ap.add_argument("--warmup-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -140,8 +156,11 @@ def main():
     threads = args.threads or numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(threads)
     torch.set_num_threads(threads)
+    import tinygrad_cnn.nn.functional as F
+    F.conv2d(tinygrad_cnn.randn(1, 2, 4, 4), tinygrad_cnn.randn(1, 2, 3, 3))   # starts numba's threads
     print(f"tinygrad_cnn {tinygrad_cnn.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
           f"numba {numba.__version__}; threads: {threads} (numba layer {numba.threading_layer()}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"torch OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}); "
           f"{args.reps} interleaved repetitions, median ms of forward+backward\n")
 
