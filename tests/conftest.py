@@ -1,6 +1,11 @@
 import os
 import sys
 
+# One thread per test process unless the caller says otherwise: the suite runs one pytest worker
+# per core (pytest-xdist), and nested Numba/BLAS threads on top would oversubscribe the machine.
+for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
