@@ -374,10 +374,12 @@ def _accumulate_leaf(leaf: Any, g: Any, create_graph: bool) -> None:
 # ----------------------------------------------------------------------------- anomaly helpers
 
 def _user_frame() -> str:
+    """The innermost stack frame outside this package: where the user created the op."""
+    import os
     import traceback
+    pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if "tinygrad_cnn" not in frame.filename.replace("\\", "/").split("/site-packages/")[-1] \
-                or "/tests/" in frame.filename:
+        if not os.path.abspath(frame.filename).startswith(pkg):
             return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}: {frame.line}'
     return "(unknown)"
 

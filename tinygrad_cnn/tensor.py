@@ -349,8 +349,8 @@ class Tensor:
     def __rsub__(self, o): from .ops.elementwise import Sub; return self._binary(o, Sub, True)
     def __mul__(self, o): from .ops.elementwise import Mul; return self._binary(o, Mul)
     def __rmul__(self, o): from .ops.elementwise import Mul; return self._binary(o, Mul, True)
-    def __truediv__(self, o): from .ops.elementwise import Div; return self._binary(o, Div)
-    def __rtruediv__(self, o): from .ops.elementwise import Div; return self._binary(o, Div, True)
+    def __truediv__(self, o): from .ops.elementwise import Div; return _floating(self)._binary(_float_operand(o), Div)
+    def __rtruediv__(self, o): from .ops.elementwise import Div; return _floating(self)._binary(_float_operand(o), Div, True)
 
     def __pow__(self, o):
         from .ops.elementwise import Pow, PowScalar
@@ -426,6 +426,13 @@ class Tensor:
         from .ops.elementwise import Clamp
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
+        x = self
+        if x.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+            x = x.to(_default_dtype)             # int.clamp(0.5) is float32, as PyTorch
+        elif x.dtype == np.bool_:
+            x = x.long()
+        if x is not self:
+            return x.clamp(min, max)
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             out = self
             if min is not None:
@@ -510,10 +517,12 @@ class Tensor:
 
     def softmax(self, dim: int) -> "Tensor":
         from .ops.reduce import Softmax
+        _single_dim(dim, "softmax")
         return Softmax.apply(_floating(self), _dims(dim, self.ndim)[0] if self.ndim else 0)
 
     def log_softmax(self, dim: int) -> "Tensor":
         from .ops.reduce import LogSoftmax
+        _single_dim(dim, "log_softmax")
         return LogSoftmax.apply(_floating(self), _dims(dim, self.ndim)[0] if self.ndim else 0)
 
     def all(self) -> "Tensor": return Tensor(np.all(self.data))
@@ -543,9 +552,9 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        s, e = _dims(start_dim, self.ndim)[0], _dims(end_dim, self.ndim)[0]
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = _dims(start_dim, self.ndim)[0], _dims(end_dim, self.ndim)[0]
         if s > e:
             raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
@@ -640,17 +649,27 @@ class Tensor:
     def split(self, split_size: Any, dim: int = 0):
         d = _dims(dim, self.ndim)[0]
         n = self.shape[d]
-        sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
-            if isinstance(split_size, int) else list(split_size)
+        if isinstance(split_size, (int, np.integer)):
+            if split_size <= 0:
+                raise RuntimeError(f"split: split_size must be a positive int, got {split_size}")
+            sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
+            sizes = sizes or [0]
+        else:
+            sizes = [int(v) for v in split_size]
+            if any(v < 0 for v in sizes) or sum(sizes) != n:
+                raise RuntimeError(f"split: sizes {sizes} must be non-negative and sum exactly to {n} "
+                                   f"(the size of dim {d})")
         out, start = [], 0
-        for s in sizes:
-            out.append(self[(slice(None),) * d + (slice(start, start + s),)])
-            start += s
+        for size in sizes:
+            out.append(self[(slice(None),) * d + (slice(start, start + size),)])
+            start += size
         return tuple(out)
 
     def chunk(self, chunks: int, dim: int = 0):
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise RuntimeError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[_dims(dim, self.ndim)[0]]
-        return self.split(-(-n // chunks), dim)
+        return self.split(max(-(-n // chunks), 1), dim)
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, other: Any) -> "Tensor":
@@ -668,6 +687,15 @@ engine.register_tensor_class(Tensor)
 
 def _floating(t: Tensor) -> Tensor:
     return t if t.dtype.kind == "f" else t.to(_default_dtype)
+
+
+def _float_operand(o: Any) -> Any:
+    """True division always gives floats (int / int -> float32, as PyTorch)."""
+    if isinstance(o, Tensor):
+        return _floating(o)
+    if isinstance(o, np.ndarray) and o.dtype.kind != "f":
+        return o.astype(_default_dtype)
+    return o
 
 
 def _operands(a: Any, b: Any) -> Tuple[Tensor, Tensor]:
@@ -714,9 +742,18 @@ def _dims(dim: Any, ndim: int) -> Tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def _single_dim(dim: Any, fname: str) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{fname}: dim must be a single int, got {dim!r}")
+
+
 def _shape_arg(shape: Any) -> Tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
+    for s in shape:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"sizes must be a tuple of ints, got {tuple(shape)!r} (element {s!r} of type "
+                            f"{type(s).__name__})")
     return tuple(int(s) for s in shape)
 
 
@@ -781,6 +818,8 @@ def arange(start: float, end: Optional[float] = None, step: float = 1, dtype: An
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: upper bound {end} and lower bound {start} inconsistent with step sign {step}")
     if dtype is None:
         dtype = np.int64 if all(isinstance(v, int) for v in (start, end, step)) else _default_dtype
     return _make(np.arange(start, end, step, dtype=as_dtype(dtype)), None, requires_grad)

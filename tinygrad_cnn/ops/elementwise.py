@@ -54,7 +54,7 @@ class Div(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         return (g / b if ctx.needs_input_grad[0] else None,
-                -g * a / (b * b) if ctx.needs_input_grad[1] else None)
+                -(g * (a / b)) / b if ctx.needs_input_grad[1] else None)
 
 
 class Neg(Function):

@@ -120,7 +120,7 @@ class Gather(Function):
     def forward(ctx, x, dim, index):
         if index.ndim != x.ndim:
             raise RuntimeError(f"gather: index must have as many dims as input ({x.ndim}), got {index.ndim}")
-        if index.size and (index.min() < -x.shape[dim] or index.max() >= x.shape[dim]):
+        if index.size and (index.min() < 0 or index.max() >= x.shape[dim]):
             raise IndexError(f"gather: index out of range for dim {dim} of size {x.shape[dim]}")
         ctx.shape, ctx.dim, ctx.index = x.shape, dim, index
         return x.data[_along(index, dim)]
@@ -176,6 +176,9 @@ class Cat(Function):
 
 def _pairs(pad: Sequence[int], ndim: int, name: str = "pad") -> list:
     """PyTorch's pad spec (last dim first: left, right, top, bottom, ...) -> per-dim pairs."""
+    for p in pad:
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+            raise TypeError(f"{name} must be a sequence of ints, got {tuple(pad)!r}")
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > ndim:
         raise ValueError(f"{name} must have an even number of entries, at most 2*ndim={2 * ndim}, got {pad}")
@@ -204,6 +207,11 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     (differentiable indexing): the gradient adds each copy back onto its source.
     """
     pairs = _pairs(pad, x.ndim)
+    for d, ((b, a), n) in enumerate(zip(pairs, x.shape)):
+        if n + b + a < 0 or n + min(b, 0) + min(a, 0) < 0:
+            raise ValueError(f"pad: padding ({b}, {a}) of dim {d} would crop more than its size {n}")
+    if mode == "constant" and x.dtype.kind != "f" and not np.isfinite(value):
+        raise RuntimeError(f"pad: value {value} cannot be stored in a tensor of dtype {x.dtype}")
     if any(b < 0 or a < 0 for b, a in pairs):   # crop first, then pad the rest
         crop = tuple(slice(max(-b, 0), s - max(-a, 0)) for (b, a), s in zip(pairs, x.shape))
         x = x[crop]

@@ -78,6 +78,9 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """x @ W^T + b with W of shape (out_features, in_features)."""
+    if bias is not None and bias.shape not in ((weight.shape[0],), ()):
+        raise RuntimeError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},) "
+                           f"for a weight of shape {tuple(weight.shape)}")
     out = input.matmul(weight.t())
     return out + bias if bias is not None else out
 
@@ -86,6 +89,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"dropout: input must be a floating-point tensor, got dtype {input.dtype}")
     if not training or p == 0.0:
         return input
     if p == 1.0:

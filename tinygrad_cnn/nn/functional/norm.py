@@ -89,6 +89,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
 def _channel_dropout(input: Tensor, p: float, training: bool, batched_ndim: int, name: str) -> Tensor:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: dropout probability has to be between 0 and 1, but got {p}")
+    if input.dtype.kind != "f":
+        raise RuntimeError(f"{name}: input must be a floating-point tensor, got dtype {input.dtype}")
     if input.ndim not in (batched_ndim, batched_ndim - 1):
         raise ValueError(f"{name}: expected {batched_ndim - 1}-D (unbatched) or {batched_ndim}-D (batched) "
                          f"input, got {input.ndim}-D input of shape {tuple(input.shape)}")
