@@ -155,6 +155,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, epochs: Optional[in
     run.add_argument("--resume", metavar="CHECKPOINT", nargs="?", const="auto", default=None,
                      help=f"continue the run saved in CHECKPOINT (default: OUT/{CHECKPOINT_NAME}); "
                           "the result is bitwise the same as an uninterrupted run")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start a new run even if --out holds an unfinished one (which is then lost)")
     run.add_argument("--checkpoint-every", metavar="STEPS", type=_non_negative_int, default=100,
                      help="also write the checkpoint every STEPS training steps, so that a killed run "
                           "loses little (0: only after each epoch; default 100)")
@@ -226,6 +228,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
     if args.resume is None:
         args.out = Path(args.out if args.out is not None else args._default_out)
         args.checkpoint_path = args.out / CHECKPOINT_NAME
+        if args.checkpoint_path.is_file() and not args.overwrite:
+            unfinished = _unfinished_run(args.checkpoint_path)
+            if unfinished:
+                parser.error(f"{args.checkpoint_path} holds an unfinished run ({unfinished}): continue it with "
+                             "--resume, or start again with --overwrite (or choose another --out)")
         return args
 
     if args.resume == "auto":
@@ -318,6 +325,17 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
         raise ValueError(f"{path}: checkpoint version {checkpoint.get('version')} is not supported "
                          f"(this demo writes version {CHECKPOINT_VERSION})")
     return checkpoint
+
+
+def _unfinished_run(path: Path) -> Optional[str]:
+    """'epoch 3/12, step 40' if the checkpoint at ``path`` is of a run that did not finish."""
+    try:
+        checkpoint = load_checkpoint(path)
+        epoch, epochs = int(checkpoint["progress"]["epoch"]), int(checkpoint["args"]["epochs"])
+        step = int(checkpoint["progress"]["step_in_epoch"])
+    except Exception:  # not ours or damaged: nothing to protect
+        return None
+    return f"epoch {epoch + 1}/{epochs}, step {step}" if epoch < epochs else None
 
 
 def _write_json_atomically(obj: Any, path: Path) -> None:

@@ -6,8 +6,8 @@
 --model fast (default): a 7-layer VGG-style net with BatchNorm (0.58M parameters, about 68
 MFLOP per image forward), chosen to reach about 85% test accuracy quickly on a CPU: conv 32 at
 32x32, max-pool, 2 x conv 64 at 16x16, max-pool, 2 x conv 128 at 8x8, max-pool, conv 256 at
-4x4, global max-pool, linear. Recipe: 12 epochs, batch 128, SGD + Nesterov momentum, weight
-decay 5e-4, one-cycle schedule peaking at lr 0.1, label smoothing 0.1.
+4x4, global max-pool, linear. Recipe: batch 128, SGD + Nesterov momentum, weight
+decay 5e-4, one-cycle schedule peaking at lr 0.1, label smoothing 0.1, 15 epochs.
 
 --model resnet20 (or resnet32/44/56): the CIFAR ResNets of He et al. 2016
 (tinygrad_cnn.models.resnet20: 0.27M parameters, 41 MFLOP per image). Defaults are a short
@@ -75,7 +75,7 @@ class FastNet(nn.Module):
 
 # model -> default options (any of them can be overridden on the command line)
 MODEL_DEFAULTS = {
-    "fast": dict(epochs=12, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
+    "fast": dict(epochs=15, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
                  label_smoothing=0.1),
     "resnet20": dict(epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="onecycle",
                      label_smoothing=0.0),

@@ -225,6 +225,18 @@ def test_resume_keeps_the_options_of_the_run(data_dir, tmp_path, capsys):
     assert m["args"]["lr"] == 0.05 and m["status"] == "finished" and m["final"]["steps_done"] == 10
 
 
+def test_a_new_run_does_not_silently_replace_an_unfinished_one(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--data-dir", str(data_dir), "--out", str(out), "--no-plot"] + MNIST_RUN + QUIET
+    assert mnist.main(base + ["--stop-after-steps", "3"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        mnist.main(base)
+    assert exc.value.code == 2 and "unfinished run (epoch 1/2, step 3)" in capsys.readouterr().err
+    assert mnist.main(base + ["--overwrite"]) == 0      # starts again
+    assert mnist.main(base) == 0                        # a finished run may be replaced
+    assert _metrics(out)["final"]["steps_done"] == 10
+
+
 def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         mnist.main(["--out", str(tmp_path / "none"), "--resume"])
