@@ -1001,11 +1001,6 @@ def _has_empty_tensor(spec: Spec) -> bool:
     return any(0 in t.array.shape for t in _tensors(spec))
 
 
-def _float_operands(spec: Spec) -> bool:
-    vals = [spec.args[0], spec.args[1]]
-    return any((isinstance(v, Arr) and v.array.dtype.kind == "f") or isinstance(v, float) for v in vals)
-
-
 def _extreme_float32(spec: Spec) -> bool:
     for t in _tensors(spec):
         a = np.abs(t.array[np.isfinite(t.array)]) if t.array.dtype == np.float32 else np.zeros(0)
@@ -1021,71 +1016,23 @@ def _float_dtypes(spec: Spec) -> set:
 # Bugs found by this fuzzer and not fixed yet: (op, predicate on the spec, description). Cases
 # matching them are counted, not failed, so that the fuzzer keeps looking for new bugs; each
 # has a strict xfail test below that starts to fail (XPASS) once the bug is fixed -- then
-# delete both. Listed in the report to the owners.
+# delete the entry. Listed in the report to the owners.
+_HUGE_SAME = "conv with padding='same' and dilation 2**62 reaches a kernel: OverflowError (int too large for C long)"
 KNOWN_BUGS = [
-    ("binary", lambda s: s.kwargs["name"] in ("truediv", "rtruediv") and not _float_operands(s),
-     "integer/bool true division returns float64; PyTorch returns the default float32"),
-    ("binary", lambda s: s.kwargs["name"] in ("truediv", "rtruediv") and _extreme_float32(s),
-     "Div backward computes b / (a * a), which under/overflows in float32 for |a| < 1e-19 or > 1e19"),
     ("binary_cross_entropy", lambda s: s.args[0].array.dtype.kind == "f" and np.isin(s.args[0].array, [0, 1]).any(),
      "binary_cross_entropy's gradient at p = 0 or 1 is NaN; PyTorch's is finite"),
     ("binary_cross_entropy_with_logits", lambda s: len(_float_dtypes(s)) > 1,
      "binary_cross_entropy_with_logits with mixed float dtypes returns the input's dtype, not the promoted one"),
-    ("dropout", lambda s: s.args[0].array.dtype.kind != "f", "dropout of an integer/bool tensor returns floats"),
-    ("dropout1d", lambda s: s.args[0].array.dtype.kind != "f", "dropout1d of an integer tensor returns floats"),
-    ("dropout2d", lambda s: s.args[0].array.dtype.kind != "f", "dropout2d of an integer tensor returns floats"),
-    ("dropout3d", lambda s: s.args[0].array.dtype.kind != "f", "dropout3d of an integer tensor returns floats"),
-    ("movement", lambda s: s.kwargs["name"] == "clamp" and s.args[0].array.dtype.kind in "biu",
-     "clamp of a bool/int tensor keeps its dtype; PyTorch promotes to the bounds' type (int64, float32)"),
-    ("linear", lambda s: s.args[2] is not None and s.args[2].array.shape != s.args[1].array.shape[:1],
-     "linear accepts a bias whose shape is not (out_features,) when it broadcasts"),
     ("group_norm", lambda s: not isinstance(s.args[1], int) or isinstance(s.args[1], bool),
      "group_norm accepts a non-int num_groups (1.5)"),
-    ("softmax", lambda s: isinstance(s.kwargs.get("dim"), tuple), "softmax with a tuple dim uses its first entry"),
-    ("log_softmax", lambda s: isinstance(s.kwargs.get("dim"), tuple),
-     "log_softmax with a tuple dim uses its first entry"),
-    ("pad", lambda s: isinstance(s.args[1], tuple) and any(not isinstance(p, int) or p < 0 for p in s.args[1]),
-     "pad accepts float/str pads (truncated) and negative pads larger than the dim (empty result)"),
     ("batch_norm", lambda s: s.kwargs.get("eps", 1) < 0 or s.kwargs.get("training") and s.kwargs.get("eps", 1) <= 0,
      "batch_norm accepts eps < 0 (and eps = 0 in training)"),
     ("batch_norm", lambda s: s.args[0].array.ndim >= 2 and s.args[0].array.shape[1] == 0,
      "batch_norm's backward raises ZeroDivisionError for an input with 0 channels (PyTorch: IndexError)"),
-]
-def _sizes_of(spec: Spec) -> list:
-    name = spec.kwargs["name"]
-    if name == "full":
-        return list(spec.args[0])
-    if name == "randint":
-        return list(spec.args[2])
-    return [] if name in ("arange", "eye", "linspace") else list(spec.args)
-
-
-KNOWN_BUGS += [
-    ("conv2d", lambda s: s.kwargs.get("padding") == "same" and s.kwargs.get("dilation") in HUGE,
-     "conv with padding='same' and dilation 2**62 reaches a kernel: OverflowError (int too large for C long)"),
-    ("conv1d", lambda s: s.kwargs.get("padding") == "same" and s.kwargs.get("dilation") in HUGE,
-     "conv with padding='same' and dilation 2**62 reaches a kernel: OverflowError (int too large for C long)"),
-    ("conv3d", lambda s: s.kwargs.get("padding") == "same" and s.kwargs.get("dilation") in HUGE,
-     "conv with padding='same' and dilation 2**62 reaches a kernel: OverflowError (int too large for C long)"),
     ("layer_norm", _extreme_float32,
      "layer_norm overflows in float32 for |x| > ~1e19 and silently returns 0 (PyTorch: NaN)"),
-    ("pad", lambda s: s.args[0].array.dtype.kind in "biu" and not np.isfinite(s.kwargs.get("value", 0.0)),
-     "pad of an integer tensor with value=inf/nan raises numpy's OverflowError/ValueError text; "
-     "PyTorch: RuntimeError (cannot be converted without overflow)"),
-    ("constructors", lambda s: any(isinstance(v, (float, str)) for v in _sizes_of(s)),
-     "constructors truncate float sizes and accept numeric strings (zeros(1.5) has 1 element)"),
-    ("constructors", lambda s: s.kwargs["name"] == "arange" and (s.args[1] - s.args[0]) * s.args[2] < 0,
-     "arange with a step of the wrong sign returns an empty tensor; PyTorch raises"),
-    ("movement", lambda s: s.kwargs["name"] in ("split", "chunk") and (
-        not isinstance(s.args[1], list) and s.args[1] <= 0 or 0 in s.args[0].array.shape or
-        isinstance(s.args[1], list) and sum(s.args[1]) != s.args[0].array.shape[s.args[2]]),
-     "split/chunk: a size of 0 raises ZeroDivisionError, a negative one is accepted, an empty dim gives "
-     "no pieces (PyTorch: one empty piece), split sizes that do not sum to the dim are accepted"),
-    ("movement", lambda s: s.kwargs["name"] == "gather" and (s.args[2].array < 0).any(),
-     "gather wraps negative indices around (x.gather(1, [[-1]]) reads the last column); PyTorch raises"),
-    ("movement", lambda s: s.kwargs["name"] == "flatten" and s.args[0].array.ndim == 0,
-     "flatten of a 0-d tensor ignores out-of-range start_dim/end_dim"),
-]
+] + [(f"conv{nd}d", lambda s: s.kwargs.get("padding") == "same" and s.kwargs.get("dilation") in HUGE, _HUGE_SAME)
+     for nd in (1, 2, 3)]
 KNOWN_HITS: Dict[str, int] = {}
 
 
@@ -1426,26 +1373,25 @@ def test_index_kernels_never_touch_memory_outside_their_arrays(jit):
     assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-3000:])
 
 
-# ============================================================================ known bugs, one test each
-# Found by the fuzzer above and listed in KNOWN_BUGS. Each test states the PyTorch behaviour; it
-# is expected to fail until the owner fixes the bug, then it passes (XPASS), which strict=True
-# turns into a failure: delete the xfail mark here and the KNOWN_BUGS entry then.
+# ============================================================================ bugs found by the fuzzer, one test each
+# test_known_bug_*: still open, listed in KNOWN_BUGS. Each test states the PyTorch behaviour and
+# fails until the owner fixes the bug; then it passes (XPASS), which strict=True turns into a
+# failure: delete the xfail mark and the KNOWN_BUGS entry then, and rename it test_fixed_bug_*.
+# test_fixed_bug_*: fixed since, kept as regression tests.
 
 def _tc():
     import tinygrad_cnn as tc
     return tc
 
 
-@pytest.mark.xfail(strict=True, reason="tensor.py/ops.elementwise Div: int / int gives float64")
-def test_known_bug_integer_true_division_gives_float32():
+def test_fixed_bug_integer_true_division_gives_float32():
     tc = _tc()
     assert (tc.tensor([1, 2]) / 2).dtype == np.float32
     assert (tc.tensor([1, 2]) / tc.tensor([2, 4])).dtype == np.float32
     assert (tc.tensor([True, False]) / 2).dtype == np.float32
 
 
-@pytest.mark.xfail(strict=True, reason="ops.elementwise Div backward: b / (a * a) underflows in float32")
-def test_known_bug_division_gradient_with_tiny_float32_denominator():
+def test_fixed_bug_division_gradient_with_tiny_float32_denominator():
     tc = _tc()
     a = tc.tensor(np.array([1e-30, 1e20], np.float32), requires_grad=True)
     (tc.tensor(np.array([1e-30, 1e20], np.float32)) / a).sum().backward()
@@ -1473,8 +1419,7 @@ def test_known_bug_bce_with_logits_promotes_mixed_dtypes():
     assert out.dtype == np.float64                   # torch: float32 input, float64 target -> float64
 
 
-@pytest.mark.xfail(strict=True, reason="nn.functional dropout/dropout2d turn integer tensors into floats")
-def test_known_bug_dropout_of_integer_tensors():
+def test_fixed_bug_dropout_of_integer_tensors():
     tc = _tc()
     F = tc.nn.functional
     with pytest.raises(RuntimeError):                # torch: result type Float can't be cast to Long
@@ -1483,16 +1428,14 @@ def test_known_bug_dropout_of_integer_tensors():
         F.dropout2d(tc.tensor(np.ones((2, 3, 2, 2), np.int64)), 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="Tensor.clamp of a bool/int tensor keeps its dtype")
-def test_known_bug_clamp_of_bool_tensor_promotes():
+def test_fixed_bug_clamp_of_bool_tensor_promotes():
     tc = _tc()
     out = tc.tensor([True, False]).clamp(None, -1)
     assert out.dtype == np.int64 and out.tolist() == [-1, -1]        # as torch
     assert tc.tensor([1, -2]).clamp(-0.5, 0.5).dtype == np.float32    # torch promotes to float32
 
 
-@pytest.mark.xfail(strict=True, reason="nn.functional.linear does not check the bias shape")
-def test_known_bug_linear_checks_bias_shape():
+def test_fixed_bug_linear_checks_bias_shape():
     tc = _tc()
     with pytest.raises((ValueError, RuntimeError), match="bias"):
         tc.nn.functional.linear(tc.randn(3, 4), tc.randn(1, 4), tc.randn(2))     # torch raises
@@ -1505,16 +1448,14 @@ def test_known_bug_group_norm_rejects_float_groups():
         tc.nn.functional.group_norm(tc.randn(1, 3, 2), 1.5)
 
 
-@pytest.mark.xfail(strict=True, reason="softmax/log_softmax silently use the first entry of a tuple dim")
-def test_known_bug_softmax_rejects_tuple_dim():
+def test_fixed_bug_softmax_rejects_tuple_dim():
     tc = _tc()
     for fn in (tc.nn.functional.softmax, tc.nn.functional.log_softmax):
         with pytest.raises(TypeError, match="dim"):
             fn(tc.randn(2, 3, 4), dim=(1, 2))
 
 
-@pytest.mark.xfail(strict=True, reason="pad accepts float/str pads and negative pads larger than the dim")
-def test_known_bug_pad_rejects_bad_pads():
+def test_fixed_bug_pad_rejects_bad_pads():
     tc = _tc()
     x = tc.randn(1, 1, 3)
     for bad in ((1.5, 1), ("1", 1)):
@@ -1545,31 +1486,26 @@ def test_known_bug_batch_norm_backward_with_zero_channels():
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="tensor._shape_arg truncates float sizes and accepts numeric strings")
-def test_known_bug_constructors_reject_float_sizes():
+def test_fixed_bug_constructors_reject_float_sizes():
     tc = _tc()
     for make in (lambda: tc.zeros(1.5), lambda: tc.full((1.5, 2), 0.0), lambda: tc.rand("2")):
         with pytest.raises(TypeError):     # torch: must be tuple of ints
             make()
 
 
-@pytest.mark.xfail(strict=True, reason="tensor.arange accepts a step of the wrong sign")
-def test_known_bug_arange_rejects_inconsistent_step():
+def test_fixed_bug_arange_rejects_inconsistent_step():
     tc = _tc()
     with pytest.raises((ValueError, RuntimeError)):   # torch: upper bound and lower bound inconsistent
         tc.arange(-2, 5, -1)
 
 
-@pytest.mark.xfail(strict=True, reason="Tensor.flatten of a 0-d tensor does not check its dims")
-def test_known_bug_flatten_of_scalar_checks_dims():
+def test_fixed_bug_flatten_of_scalar_checks_dims():
     tc = _tc()
     with pytest.raises(IndexError):                    # torch: Dimension out of range
         tc.tensor(1.0).flatten(-1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="Tensor.split/chunk: ZeroDivisionError for 0, negative sizes accepted, "
-                                       "empty dims give no pieces")
-def test_known_bug_split_and_chunk_sizes():
+def test_fixed_bug_split_and_chunk_sizes():
     tc = _tc()
     for bad in (lambda: tc.zeros(3).split(0), lambda: tc.zeros(3).chunk(0), lambda: tc.zeros(3).split(-1)):
         with pytest.raises(RuntimeError):                      # as torch, not ZeroDivisionError
@@ -1579,8 +1515,7 @@ def test_known_bug_split_and_chunk_sizes():
         tc.zeros(1).split([1, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="Tensor.gather wraps negative indices instead of raising")
-def test_known_bug_gather_rejects_negative_indices():
+def test_fixed_bug_gather_rejects_negative_indices():
     tc = _tc()
     x = tc.tensor([[1.0, 2.0], [3.0, 4.0]])
     with pytest.raises((IndexError, RuntimeError)):          # torch: index -1 is out of bounds
@@ -1603,8 +1538,7 @@ def test_known_bug_layer_norm_of_huge_float32_values():
     np.testing.assert_allclose(out, [[0.7071, 0.7071, -1.4142]], rtol=1e-3)   # scale-invariant answer
 
 
-@pytest.mark.xfail(strict=True, reason="pad of an integer tensor with value=inf raises numpy's OverflowError")
-def test_known_bug_pad_of_integer_tensor_with_infinite_value():
+def test_fixed_bug_pad_of_integer_tensor_with_infinite_value():
     tc = _tc()
     with pytest.raises((ValueError, TypeError, RuntimeError)):     # torch: RuntimeError
         tc.nn.functional.pad(tc.tensor([[1, 2]]), (1, 1), value=float("inf"))

@@ -224,8 +224,6 @@ def test_detect_anomaly_inside_a_module_points_to_the_users_call():
             layer(tc.ones(4, 3))
 
 
-@pytest.mark.xfail(strict=True, reason="engine._user_frame skips every frame whose path contains 'tinygrad_cnn', "
-                   "so a script in a clone named tinygrad_cnn/ gets '(unknown)'")
 def test_detect_anomaly_finds_user_code_in_a_folder_named_tinygrad_cnn(tmp_path):
     folder = tmp_path / "tinygrad_cnn" / "demos"       # e.g. `git clone .../tinygrad_cnn`, then a demo
     folder.mkdir(parents=True)
