@@ -124,15 +124,41 @@ def test_adjoint_identities(cfg):
     assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("chunk_bytes", [1, 700, 5000])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("stride,out_size", [((2, 1), (3, 5)), ((1, 1), (5, 5))])
-def test_batch_chunking(monkeypatch, chunk_bytes, groups, stride, out_size):
-    """Tiny chunk budgets force one-sample chunks and ragged last chunks (both layouts)."""
+def test_batch_chunking(monkeypatch, workers, chunk_bytes, groups, stride, out_size):
+    """Tiny chunk budgets force one-sample chunks and ragged last chunks (both layouts, chunks
+    run in the calling thread or concurrently on worker threads)."""
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(K, "NUM_WORKERS", workers)
     cfg = dict(n=5, c_in=4, c_out=6, groups=groups, in_size=(5, 6), kernel=(3, 2),
                stride=stride, padding=(1, 1), dilation=(1, 2), out_size=out_size)
     assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("kernel,stride", [((1, 1), (1, 1)), ((3, 3), (1, 1)), ((3, 3), (2, 2))])
+def test_worker_threads_give_identical_results(monkeypatch, workers, kernel, stride):
+    """The chunk threads change nothing: for a fixed chunking, the same float32 bits whether the
+    chunks run in the calling thread or on workers (each chunk computes its own samples; the
+    weight gradient sums the chunks in order)."""
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 2000)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4) + kernel).astype(np.float32)
+    out = tuple((i + 2 * 1 - k) // s + 1 for i, k, s in zip((9, 8), kernel, stride)) if kernel != (1, 1) else (9, 8)
+    pad = (1, 1) if kernel != (1, 1) else (0, 0)
+    gy = rng.standard_normal((7, 6) + out).astype(np.float32)
+    results = []
+    for n_workers in (1, workers):
+        monkeypatch.setattr(K, "NUM_WORKERS", n_workers)
+        results.append((K.conv_forward(x, w, None, stride, pad, (1, 1), 1, out),
+                        K.conv_input_grad(gy, w, stride, pad, (1, 1), 1, (9, 8)),
+                        K.conv_weight_grad(x, gy, kernel, stride, pad, (1, 1), 1)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("k3,s3,d3,expect_planes", [
@@ -151,7 +177,7 @@ def test_patch_layout_gathers_the_definition(k3, s3, d3, expect_planes):
     n_k = int(np.prod(k3))
     x5 = np.random.default_rng(3).standard_normal((2, 2) + in3)
     cols = np.empty((2 * n_k, 2 * layout.span))
-    layout.gather(layout.source(x5), 0, 2, cols)
+    layout.gather(layout.source(x5), cols)
     for c in range(2):
         for k, tap in enumerate(np.ndindex(*k3)):
             for b in range(2):

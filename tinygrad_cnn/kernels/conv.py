@@ -36,19 +36,39 @@ How the work is done (see /work/shared/PERFORMANCE.md):
   over the same shifted planes; there is no GEMM shape to exploit.
 * the input gradient of a stride-1 conv is itself a conv (of grad_out, with the kernel flipped
   in space and its channel axes swapped), which gathers instead of scattering.
+
+Threads: the chunks of the batch run concurrently on a small pool of Python threads (one per
+core), each doing pad -> gather -> single-threaded GEMM -> write-out for its own samples; the
+Numba kernels release the GIL (``nogil``), and so does BLAS. Independent chunks need no
+synchronisation inside a GEMM, so a busy machine slows us down gracefully (multi-threaded
+OpenBLAS, whose threads wait for each other at every block, degraded 10-100x there).
+BLAS is held to one thread while the chunks run (via threadpoolctl; without it, the chunks
+run one after the other with BLAS's own threads).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Optional, Sequence, Tuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover - optional: without it the chunks run one by one
+    ThreadpoolController = None
+
 Int3 = Tuple[int, int, int]
 
-# Target size in bytes of one chunk of the patch matrix (fits the 32 MB L3 comfortably and
-# keeps each GEMM large enough for BLAS to run near peak).
+# Target size in bytes of one chunk of the patch matrix (two in flight fit the 32 MB L3
+# comfortably and each GEMM stays large enough for BLAS to run near peak).
 COLS_CHUNK_BYTES = 4 << 20
+
+# Worker threads for the chunks (one per core, as Numba's own default); set to 1 to run the
+# chunks one after the other in the calling thread.
+NUM_WORKERS = numba.config.NUMBA_NUM_THREADS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,14 +90,59 @@ def _as5d(a: np.ndarray) -> np.ndarray:
     return a.reshape((n, c) + _as3(a.shape[2:], 1))
 
 
-def _prefix(flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """A C-contiguous (rows, cols) matrix on the start of a flat scratch buffer."""
-    return flat[:rows * cols].reshape(rows, cols)
+# ----------------------------------------------------------------------------------------------
+# Running the chunks of a batch
+# ----------------------------------------------------------------------------------------------
+
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_lock = threading.Lock()
+_blas = None            # threadpoolctl handle on the BLAS libraries, created on first use
+_local = threading.local()
 
 
 def _batch_chunk(n: int, bytes_per_sample: int) -> int:
-    """How many samples go into one patch-matrix chunk."""
-    return max(1, min(n, COLS_CHUNK_BYTES // max(1, bytes_per_sample)))
+    """Samples per chunk: the patch matrix stays near COLS_CHUNK_BYTES, and there are at least
+    as many chunks as workers (when the batch allows)."""
+    by_cache = COLS_CHUNK_BYTES // max(1, bytes_per_sample)
+    by_workers = -(-n // max(1, NUM_WORKERS))
+    return max(1, min(n, by_cache, by_workers))
+
+
+def _blas_single_thread():
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas.limit(limits=1)
+
+
+def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object]) -> List[object]:
+    """``[work(b0, b1) for each chunk]``, the chunks running concurrently on the worker threads
+    with BLAS held to one thread each. Results come back in chunk order (so sums of them are
+    deterministic)."""
+    global _pool
+    nb = _batch_chunk(n, bytes_per_sample)
+    chunks = [(b0, min(n, b0 + nb)) for b0 in range(0, n, nb)]
+    if NUM_WORKERS <= 1 or len(chunks) <= 1 or ThreadpoolController is None:
+        return [work(b0, b1) for b0, b1 in chunks]
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != NUM_WORKERS:
+            _pool = ThreadPoolExecutor(max_workers=NUM_WORKERS, thread_name_prefix="tinygrad_cnn-conv")
+        pool = _pool
+    with _blas_single_thread():
+        return list(pool.map(lambda chunk: work(*chunk), chunks))
+
+
+def _scratch(slot: str, rows: int, cols: int, dtype) -> np.ndarray:
+    """A (rows, cols) scratch matrix owned by the calling thread, reused across calls (fresh
+    pages cost a page fault each; big chunks would pay that on every call)."""
+    bufs = _local.__dict__.setdefault("bufs", {})
+    key, size = (slot, np.dtype(dtype)), rows * cols
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=dtype)
+        if size * buf.itemsize <= 4 * COLS_CHUNK_BYTES:     # keep the usual sizes only
+            bufs[key] = buf
+    return buf[:size].reshape(rows, cols)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,66 +151,65 @@ def _batch_chunk(n: int, bytes_per_sample: int) -> int:
 # reads plane c * n_planes + tap_plane[k] from offset tap_offset[k] on.
 # ----------------------------------------------------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def gather_patches(xq, b0, b1, n_planes, tap_plane, tap_offset, span, cols):
-    """The patch matrix of samples b0:b1:
-    cols[(c, k), (b, j)] = xq[b0 + b, c * n_planes + tap_plane[k], tap_offset[k] + j], j < span."""
+@njit(nogil=True, cache=True)
+def gather_patches(xq, n_planes, tap_plane, tap_offset, span, cols):
+    """The patch matrix of the samples in xq:
+    cols[(c, k), (b, j)] = xq[b, c * n_planes + tap_plane[k], tap_offset[k] + j], j < span."""
     n_k = tap_plane.shape[0]
-    for r in prange(cols.shape[0]):
+    for r in range(cols.shape[0]):
         c, k = r // n_k, r % n_k
         plane, off = c * n_planes + tap_plane[k], tap_offset[k]
         row = cols[r]
-        for b in range(b1 - b0):
-            row[b * span:(b + 1) * span] = xq[b0 + b, plane, off:off + span]
+        for b in range(xq.shape[0]):
+            row[b * span:(b + 1) * span] = xq[b, plane, off:off + span]
 
 
-@njit(parallel=True, cache=True)
-def scatter_patches(cols, b0, b1, n_planes, tap_plane, tap_offset, span, dxq):
+@njit(nogil=True, cache=True)
+def scatter_patches(cols, n_planes, tap_plane, tap_offset, span, dxq):
     """Adjoint of :func:`gather_patches`: add every patch-matrix entry back onto the pixel it
-    came from. Parallel over channels, so no two threads write the same element."""
+    came from (dxq zeroed on entry)."""
     n_k = tap_plane.shape[0]
-    n_c = cols.shape[0] // n_k
-    for c in prange(n_c):
-        for b in range(b1 - b0):
-            for k in range(n_k):
-                plane, off = c * n_planes + tap_plane[k], tap_offset[k]
-                dxq[b0 + b, plane, off:off + span] += cols[c * n_k + k, b * span:(b + 1) * span]
+    for r in range(cols.shape[0]):
+        c, k = r // n_k, r % n_k
+        plane, off = c * n_planes + tap_plane[k], tap_offset[k]
+        for b in range(dxq.shape[0]):
+            dxq[b, plane, off:off + span] += cols[r, b * span:(b + 1) * span]
 
 
 # ----------------------------------------------------------------------------------------------
-# Between the GEMM layout (C_out, samples * span) and the output array (N, C_out, Do, Ho, Wo).
+# Between the GEMM layout (C_out, samples * span) and the output array (n, C_out, Do, Ho, Wo).
 # Output position (od, oh, ow) of sample b is column b*span + od*step_d + oh*step_h + ow.
 # ----------------------------------------------------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def gemm_to_output(prod, b0, b1, span, step_d, step_h, bias, y):
-    """y[b0 + b, co, od, oh, ow] = prod[co, column(b, od, oh, ow)] + bias[co]."""
-    c_out, Do, Ho, Wo = y.shape[1], y.shape[2], y.shape[3], y.shape[4]
-    for job in prange((b1 - b0) * c_out):
-        b, co = job // c_out, job % c_out
-        src = prod[co]
-        for od in range(Do):
-            for oh in range(Ho):
-                start = b * span + od * step_d + oh * step_h
-                valid = src[start:start + Wo]      # a view: the loop below then vectorises
-                yrow = y[b0 + b, co, od, oh]
-                for ow in range(Wo):
-                    yrow[ow] = valid[ow] + bias[co]
+@njit(nogil=True, cache=True)
+def gemm_to_output(prod, span, step_d, step_h, bias, y):
+    """y[b, co, od, oh, ow] = prod[co, column(b, od, oh, ow)] + bias[co]."""
+    n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
+    for b in range(n):
+        for co in range(c_out):
+            src = prod[co]
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = b * span + od * step_d + oh * step_h
+                    valid = src[start:start + Wo]      # a view: the loop below then vectorises
+                    yrow = y[b, co, od, oh]
+                    for ow in range(Wo):
+                        yrow[ow] = valid[ow] + bias[co]
 
 
-@njit(parallel=True, cache=True)
-def output_to_gemm(g, b0, b1, span, step_d, step_h, g_t):
-    """The inverse layout change: g_t[co, column(b, od, oh, ow)] = g[b0 + b, co, od, oh, ow],
-    with zeros in the unused (garbage) columns."""
-    c_out, Do, Ho, Wo = g.shape[1], g.shape[2], g.shape[3], g.shape[4]
-    for job in prange((b1 - b0) * c_out):
-        b, co = job // c_out, job % c_out
+@njit(nogil=True, cache=True)
+def output_to_gemm(g, span, step_d, step_h, g_t):
+    """The inverse layout change: g_t[co, column(b, od, oh, ow)] = g[b, co, od, oh, ow], with
+    zeros in the unused (garbage) columns."""
+    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    for co in range(c_out):
         dst = g_t[co]
-        dst[b * span:(b + 1) * span] = 0.0
-        for od in range(Do):
-            for oh in range(Ho):
-                start = b * span + od * step_d + oh * step_h
-                dst[start:start + Wo] = g[b0 + b, co, od, oh]
+        dst[:] = 0.0
+        for b in range(n):
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = b * span + od * step_d + oh * step_h
+                    dst[start:start + Wo] = g[b, co, od, oh]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,11 +357,11 @@ class PatchLayout:
             dx[x_idx] = dxq[:, :, i][plane_idx]
         return dx
 
-    def gather(self, xq: np.ndarray, b0: int, b1: int, cols: np.ndarray) -> None:
-        gather_patches(xq, b0, b1, self.n_planes, self.tap_plane, self.tap_offset, self.span, cols)
+    def gather(self, xq: np.ndarray, cols: np.ndarray) -> None:
+        gather_patches(xq, self.n_planes, self.tap_plane, self.tap_offset, self.span, cols)
 
-    def scatter(self, cols: np.ndarray, b0: int, b1: int, dxq: np.ndarray) -> None:
-        scatter_patches(cols, b0, b1, self.n_planes, self.tap_plane, self.tap_offset, self.span, dxq)
+    def scatter(self, cols: np.ndarray, dxq: np.ndarray) -> None:
+        scatter_patches(cols, self.n_planes, self.tap_plane, self.tap_offset, self.span, dxq)
 
     def planes(self) -> tuple:
         """The geometry arguments of the direct (depthwise) kernels."""
@@ -337,34 +401,34 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
     b = np.zeros(c_out, dtype) if bias is None else bias.astype(dtype, copy=False)
     cin_g, cout_g = c_in // groups, c_out // groups
     n_out = o3[0] * o3[1] * o3[2]
+    y5 = np.empty((n, c_out) + o3, dtype=dtype)
 
     if _is_pointwise(k3, s3, p3, i3, o3):
         wg = w5.reshape(groups, cout_g, cin_g)
-        y = np.matmul(wg, x5.reshape(n, groups, cin_g, n_out)).reshape(n, c_out, n_out)
-        if bias is not None:
-            y += b.reshape(1, c_out, 1)
-        return y.reshape(out_shape)
+        xg, yg = x5.reshape(n, groups, cin_g, n_out), y5.reshape(n, groups, cout_g, n_out)
+
+        def pointwise(b0, b1):
+            np.matmul(wg, xg[b0:b1], out=yg[b0:b1])
+            yg[b0:b1] += b.reshape(groups, cout_g, 1)
+        _run_chunks(n, (c_in + c_out) * n_out * x5.itemsize, pointwise)
+        return y5.reshape(out_shape)
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
-    xq = layout.source(x5)
-    y5 = np.empty((n, c_out) + o3, dtype=dtype)
-    if cin_g == 1:      # one input channel per group: direct loops
-        depthwise_forward(xq, w5.reshape(c_out, -1), *layout.planes(), b, y5)
+    if cin_g == 1:      # one input channel per group: direct loops, parallel inside
+        depthwise_forward(layout.source(x5), w5.reshape(c_out, -1), *layout.planes(), b, y5)
         return y5.reshape(out_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wg = w5.reshape(groups, cout_g, ck_g)
-    nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
-    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
-    prod_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
-    for b0 in range(0, n, nb):
-        b1 = min(n, b0 + nb)
+
+    def chunk(b0, b1):
         m = (b1 - b0) * layout.span
-        cols = _prefix(cols_buf, groups * ck_g, m)
-        prod = _prefix(prod_buf, c_out, m)
-        layout.gather(xq, b0, b1, cols)
+        cols = _scratch("cols", groups * ck_g, m, dtype)
+        prod = _scratch("prod", c_out, m, dtype)
+        layout.gather(layout.source(x5[b0:b1]), cols)
         np.matmul(wg, cols.reshape(groups, ck_g, m), out=prod.reshape(groups, cout_g, m))
-        gemm_to_output(prod, b0, b1, layout.span, layout.step_d, layout.step_h, b, y5)
+        gemm_to_output(prod, layout.span, layout.step_d, layout.step_h, b, y5[b0:b1])
+    _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
     return y5.reshape(out_shape)
 
 
@@ -384,12 +448,6 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
     w5 = _as5d(weight.astype(dtype, copy=False))
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, in_size, grad_out.shape[2:])
     in_shape = (n, c_in) + tuple(int(v) for v in in_size)
-    n_out = o3[0] * o3[1] * o3[2]
-
-    if _is_pointwise(k3, s3, p3, i3, o3):
-        wt = w5.reshape(groups, cout_g, cin_g).transpose(0, 2, 1)
-        gx = np.matmul(wt, g5.reshape(n, groups, cout_g, n_out))
-        return gx.reshape(in_shape)
 
     flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
     gather_is_cheaper = (c_out <= 2 * c_in) if cin_g > 1 else cout_g == 1
@@ -397,31 +455,33 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
         # With stride 1 the transpose of a conv is a conv of grad_out with the kernel flipped
         # in space and its channel axes swapped (per group). Gathering C_out*K patch rows is
         # cheaper than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in.
+        # (A pointwise conv lands in the pointwise path of conv_forward: a matmul with w^T.)
         w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
         w_t = w_t[..., ::-1, ::-1, ::-1].reshape((c_in, cout_g) + k3)
         gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
         return gx.reshape(in_shape)
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
-    dxq = layout.zeros_like_source(n, c_in, dtype)
     if cin_g == 1:
+        dxq = layout.zeros_like_source(n, c_in, dtype)
         depthwise_input_grad(g5, w5.reshape(c_out, -1), *layout.planes(), dxq)
         return layout.finish(dxq).reshape(in_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wt = w5.reshape(groups, cout_g, ck_g).transpose(0, 2, 1)      # (G, CK_g, C_out_g)
-    nb = _batch_chunk(n, groups * ck_g * layout.span * g5.itemsize)
-    gt_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
-    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
-    for b0 in range(0, n, nb):
-        b1 = min(n, b0 + nb)
+    gx5 = np.empty((n, c_in) + i3, dtype=dtype)
+
+    def chunk(b0, b1):
         m = (b1 - b0) * layout.span
-        g_t = _prefix(gt_buf, c_out, m)
-        cols = _prefix(cols_buf, groups * ck_g, m)
-        output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
+        g_t = _scratch("g_t", c_out, m, dtype)
+        cols = _scratch("cols", groups * ck_g, m, dtype)
+        output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
         np.matmul(wt, g_t.reshape(groups, cout_g, m), out=cols.reshape(groups, ck_g, m))
-        layout.scatter(cols, b0, b1, dxq)
-    return layout.finish(dxq).reshape(in_shape)
+        dxq = layout.zeros_like_source(b1 - b0, c_in, dtype)
+        layout.scatter(cols, dxq)
+        gx5[b0:b1] = layout.finish(dxq)
+    _run_chunks(n, groups * ck_g * layout.span * g5.itemsize, chunk)
+    return gx5.reshape(in_shape)
 
 
 def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[int],
@@ -444,30 +504,28 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     if _is_pointwise(k3, s3, p3, i3, o3):
         xg = x5.reshape(n, groups, cin_g, n_out)
         gg = g5.reshape(n, groups, cout_g, n_out)
-        gw = np.matmul(gg, xg.transpose(0, 1, 3, 2)).sum(axis=0)   # (G, C_out_g, C_in_g)
-        return gw.reshape(w_shape)
+        parts = _run_chunks(n, (c_in + c_out) * n_out * x5.itemsize,
+                            lambda b0, b1: np.matmul(gg[b0:b1], xg[b0:b1].transpose(0, 1, 3, 2)).sum(axis=0))
+        return np.sum(parts, axis=0).astype(dtype, copy=False).reshape(w_shape)
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
-    xq = layout.source(x5)
     if cin_g == 1:
         gw = np.empty((c_out, k3[0] * k3[1] * k3[2]), dtype=dtype)
-        depthwise_weight_grad(xq, g5, *layout.planes(), gw)
+        depthwise_weight_grad(layout.source(x5), g5, *layout.planes(), gw)
         return gw.reshape(w_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
-    gw = np.zeros((groups, cout_g, ck_g), dtype=dtype)
-    part = np.empty_like(gw)
-    nb = _batch_chunk(n, groups * ck_g * layout.span * x5.itemsize)
-    cols_buf = np.empty(groups * ck_g * nb * layout.span, dtype=dtype)
-    gt_buf = np.empty(c_out * nb * layout.span, dtype=dtype)
-    for b0 in range(0, n, nb):
-        b1 = min(n, b0 + nb)
+
+    def chunk(b0, b1):
         m = (b1 - b0) * layout.span
-        cols = _prefix(cols_buf, groups * ck_g, m)
-        g_t = _prefix(gt_buf, c_out, m)
-        layout.gather(xq, b0, b1, cols)
-        output_to_gemm(g5, b0, b1, layout.span, layout.step_d, layout.step_h, g_t)
-        np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1), out=part)
+        cols = _scratch("cols", groups * ck_g, m, dtype)
+        g_t = _scratch("g_t", c_out, m, dtype)
+        layout.gather(layout.source(x5[b0:b1]), cols)
+        output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
+        return np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1))
+    parts = _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
+    gw = np.zeros((groups, cout_g, ck_g), dtype=dtype)
+    for part in parts:          # in chunk order: the same sum whatever the thread timing
         gw += part
     return gw.reshape(w_shape)
 
