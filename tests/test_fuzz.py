@@ -1173,7 +1173,9 @@ def check(worker: Worker, name: str, spec: Spec) -> None:
         return                   # the no-JIT pass looks for out-of-bounds accesses only
     theirs = _theirs(name, spec)
     if theirs[0] == "crash":
-        TORCH_CRASHES.append(f"{name}{spec!r}: {theirs[1]}")
+        shapes = [(t.array.dtype.name, t.array.shape) for t in _tensors(spec)]
+        options = {k: v for k, v in spec.kwargs.items() if not isinstance(v, Arr)}
+        TORCH_CRASHES.append(f"{name} {shapes} {options}: {theirs[1]}")
         return
     if theirs[0] == "raise":
         message = f"{theirs[1]}: {theirs[2]}"
