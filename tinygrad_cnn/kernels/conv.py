@@ -159,9 +159,11 @@ def gather_patches(xq, n_planes, tap_plane, tap_offset, span, cols):
     for r in range(cols.shape[0]):
         c, k = r // n_k, r % n_k
         plane, off = c * n_planes + tap_plane[k], tap_offset[k]
-        row = cols[r]
         for b in range(xq.shape[0]):
-            row[b * span:(b + 1) * span] = xq[b, plane, off:off + span]
+            dst = cols[r, b * span:(b + 1) * span]
+            src = xq[b, plane, off:off + span]
+            for j in range(span):       # loops over views vectorise; slice assignment is
+                dst[j] = src[j]         # slower here (it guards against overlapping memory)
 
 
 @njit(nogil=True, cache=True)
@@ -173,7 +175,10 @@ def scatter_patches(cols, n_planes, tap_plane, tap_offset, span, dxq):
         c, k = r // n_k, r % n_k
         plane, off = c * n_planes + tap_plane[k], tap_offset[k]
         for b in range(dxq.shape[0]):
-            dxq[b, plane, off:off + span] += cols[r, b * span:(b + 1) * span]
+            dst = dxq[b, plane, off:off + span]
+            src = cols[r, b * span:(b + 1) * span]
+            for j in range(span):
+                dst[j] += src[j]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,13 +208,16 @@ def output_to_gemm(g, span, step_d, step_h, g_t):
     zeros in the unused (garbage) columns."""
     n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
     for co in range(c_out):
-        dst = g_t[co]
-        dst[:] = 0.0
+        row = g_t[co]
+        for j in range(row.shape[0]):
+            row[j] = 0.0
         for b in range(n):
             for od in range(Do):
                 for oh in range(Ho):
                     start = b * span + od * step_d + oh * step_h
-                    dst[start:start + Wo] = g[b, co, od, oh]
+                    dst, src = row[start:start + Wo], g[b, co, od, oh]
+                    for ow in range(Wo):
+                        dst[ow] = src[ow]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,8 +263,9 @@ def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, st
         for co in range(ci * mult, (ci + 1) * mult):
             for od in range(Do):
                 for oh in range(Ho):
-                    start = od * step_d + oh * step_h
-                    g_flat[start:start + Wo] = g[b, co, od, oh]
+                    dst, src = g_flat[od * step_d + oh * step_h:], g[b, co, od, oh]
+                    for ow in range(Wo):
+                        dst[ow] = src[ow]
             for k in range(tap_plane.shape[0]):
                 wv, off = w[co, k], tap_offset[k]
                 shifted = dxq[b, ci * n_planes + tap_plane[k], off:off + span]
@@ -277,8 +286,9 @@ def depthwise_weight_grad(xq, g, n_planes, tap_plane, tap_offset, span, step_d, 
         for b in range(n):
             for od in range(Do):
                 for oh in range(Ho):
-                    start = od * step_d + oh * step_h
-                    g_flat[start:start + Wo] = g[b, co, od, oh]
+                    dst, src = g_flat[od * step_d + oh * step_h:], g[b, co, od, oh]
+                    for ow in range(Wo):
+                        dst[ow] = src[ow]
             for k in range(n_k):
                 off = tap_offset[k]
                 shifted = xq[b, first_plane + tap_plane[k], off:off + span]
@@ -319,6 +329,7 @@ class PatchLayout:
         self.tap_plane = np.array([self.phases.index(p) for p in phase_of], dtype=np.int64)
         self.tap_offset = np.array([(a[0] * Qh + a[1]) * Qw + a[2] for a in shift_of], dtype=np.int64)
         Do, Ho, Wo = o3
+        self.plane_size = Qd * Qh * Qw
         self.span = (Do - 1) * Qh * Qw + (Ho - 1) * Qw + Wo
         self.step_d, self.step_h = Qh * Qw, Qw
 
@@ -334,17 +345,23 @@ class PatchLayout:
             x_idx.append(slice(first, first + (hi - lo - 1) * s + 1, s) if hi > lo else slice(0, 0))
         return tuple(plane_idx), tuple(x_idx)
 
-    def source(self, x5: np.ndarray) -> np.ndarray:
-        """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases."""
+    def source(self, x5: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases
+        (written into ``out``, any buffer of that size, if given)."""
         n, c = x5.shape[:2]
-        xq = np.zeros((n, c, self.n_planes) + self.q, dtype=x5.dtype)
+        shape = (n, c, self.n_planes) + self.q
+        if out is None:
+            xq = np.zeros(shape, dtype=x5.dtype)
+        else:
+            xq = out.reshape(shape)
+            xq[...] = 0.0
         for i, phase in enumerate(self.phases):
             plane_idx, x_idx = self._windows(phase)
             xq[:, :, i][plane_idx] = x5[x_idx]
-        return xq.reshape(n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2])
+        return xq.reshape(n, c * self.n_planes, self.plane_size)
 
     def zeros_like_source(self, n: int, c: int, dtype) -> np.ndarray:
-        return np.zeros((n, c * self.n_planes, self.q[0] * self.q[1] * self.q[2]), dtype=dtype)
+        return np.zeros((n, c * self.n_planes, self.plane_size), dtype=dtype)
 
     def finish(self, dxq: np.ndarray) -> np.ndarray:
         """Adjoint of :meth:`source`: gradient on the phase planes -> gradient (N, C, D, H, W).
@@ -425,7 +442,8 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
         m = (b1 - b0) * layout.span
         cols = _scratch("cols", groups * ck_g, m, dtype)
         prod = _scratch("prod", c_out, m, dtype)
-        layout.gather(layout.source(x5[b0:b1]), cols)
+        xq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
+        layout.gather(layout.source(x5[b0:b1], out=xq), cols)
         np.matmul(wg, cols.reshape(groups, ck_g, m), out=prod.reshape(groups, cout_g, m))
         gemm_to_output(prod, layout.span, layout.step_d, layout.step_h, b, y5[b0:b1])
     _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
@@ -477,9 +495,10 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
         cols = _scratch("cols", groups * ck_g, m, dtype)
         output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
         np.matmul(wt, g_t.reshape(groups, cout_g, m), out=cols.reshape(groups, ck_g, m))
-        dxq = layout.zeros_like_source(b1 - b0, c_in, dtype)
-        layout.scatter(cols, dxq)
-        gx5[b0:b1] = layout.finish(dxq)
+        dxq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
+        dxq[...] = 0.0
+        layout.scatter(cols, dxq.reshape(b1 - b0, c_in * layout.n_planes, layout.plane_size))
+        gx5[b0:b1] = layout.finish(dxq.reshape(b1 - b0, c_in * layout.n_planes, layout.plane_size))
     _run_chunks(n, groups * ck_g * layout.span * g5.itemsize, chunk)
     return gx5.reshape(in_shape)
 
@@ -520,7 +539,8 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
         m = (b1 - b0) * layout.span
         cols = _scratch("cols", groups * ck_g, m, dtype)
         g_t = _scratch("g_t", c_out, m, dtype)
-        layout.gather(layout.source(x5[b0:b1]), cols)
+        xq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
+        layout.gather(layout.source(x5[b0:b1], out=xq), cols)
         output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
         return np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1))
     parts = _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
