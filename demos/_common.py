@@ -681,14 +681,16 @@ def _fit(args: argparse.Namespace, task: Task, log: Callable[[str], None]) -> in
                 save_checkpoint()
                 write_metrics("running" if progress.epoch < args.epochs else "finished")
                 if not args.no_plot:
-                    plot_curves(progress.history, out / "curves.png", task.title, steps_per_epoch)
+                    plot_curves(progress.history, out / "curves.png", task.title, steps_per_epoch,
+                                args.label_smoothing)
         except _Interrupted:
             account()
             save_checkpoint()
             status = "interrupted"
             write_metrics(status)
             if not args.no_plot and progress.history["epoch"]:
-                plot_curves(progress.history, out / "curves.png", task.title, steps_per_epoch)
+                plot_curves(progress.history, out / "curves.png", task.title, steps_per_epoch,
+                            args.label_smoothing)
             why = ("SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C" if stop.signal == signal.SIGINT
                    else f"--stop-after-steps {args.stop_after_steps}")
             log(f"stopped by {why} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}/{steps_per_epoch}; "
@@ -703,7 +705,8 @@ def _fit(args: argparse.Namespace, task: Task, log: Callable[[str], None]) -> in
 
 
 # ---------------------------------------------------------------------------------- curves
-def plot_curves(history: Dict[str, list], path: Path, title: str, steps_per_epoch: int) -> bool:
+def plot_curves(history: Dict[str, list], path: Path, title: str, steps_per_epoch: int,
+                label_smoothing: float = 0.0) -> bool:
     """Write loss (per step and per epoch) and accuracy (per epoch) curves to ``path`` (PNG).
     Returns False (and warns) if matplotlib is not installed."""
     try:
@@ -736,7 +739,8 @@ def plot_curves(history: Dict[str, list], path: Path, title: str, steps_per_epoc
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")
-    ax_loss.set_title("loss")
+    ax_loss.set_title("loss" if not label_smoothing else
+                      f"loss (train: with label smoothing {label_smoothing:g}; test: plain)")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("%")
     for ax in (ax_loss, ax_acc):
