@@ -108,11 +108,29 @@ def _batch_chunk(n: int, bytes_per_sample: int) -> int:
     return max(1, min(n, by_cache, by_workers))
 
 
-def _blas_single_thread():
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController().select(user_api="blas")
-    return _blas.limit(limits=1)
+class _BlasSingleThread:
+    """Hold BLAS to one thread while any conv's chunks run (nesting / concurrent callers share
+    one limit, and the last one out restores BLAS's thread count)."""
+    _lock = threading.Lock()
+    _depth = 0
+    _limiter = None
+
+    def __enter__(self):
+        global _blas
+        with self._lock:
+            if _BlasSingleThread._depth == 0:
+                if _blas is None:
+                    _blas = ThreadpoolController().select(user_api="blas")
+                _BlasSingleThread._limiter = _blas.limit(limits=1)
+            _BlasSingleThread._depth += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            _BlasSingleThread._depth -= 1
+            if _BlasSingleThread._depth == 0:
+                _BlasSingleThread._limiter.restore_original_limits()
+                _BlasSingleThread._limiter = None
+        return False
 
 
 def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object]) -> List[object]:
@@ -128,7 +146,7 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
         if _pool is None or _pool._max_workers != NUM_WORKERS:
             _pool = ThreadPoolExecutor(max_workers=NUM_WORKERS, thread_name_prefix="tinygrad_cnn-conv")
         pool = _pool
-    with _blas_single_thread():
+    with _BlasSingleThread():
         return list(pool.map(lambda chunk: work(*chunk), chunks))
 
 
