@@ -47,6 +47,7 @@ run one after the other with BLAS's own threads).
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -95,6 +96,7 @@ def _as5d(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 _pool: Optional[ThreadPoolExecutor] = None
+_pool_pid = [0]         # the process that created _pool
 _pool_lock = threading.Lock()
 _blas = None            # threadpoolctl handle on the BLAS libraries, created on first use
 _local = threading.local()
@@ -143,8 +145,13 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
     if NUM_WORKERS <= 1 or len(chunks) <= 1 or ThreadpoolController is None:
         return [work(b0, b1) for b0, b1 in chunks]
     with _pool_lock:
-        if _pool is None or _pool._max_workers != NUM_WORKERS:
+        # a new pool when the worker count changed, or in a forked child (whose copy of the
+        # parent's pool has no threads behind it)
+        if _pool is None or _pool._max_workers != NUM_WORKERS or _pool_pid[0] != os.getpid():
+            if _pool is not None and _pool_pid[0] == os.getpid():
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=NUM_WORKERS, thread_name_prefix="tinygrad_cnn-conv")
+            _pool_pid[0] = os.getpid()
         pool = _pool
     with _BlasSingleThread():
         return list(pool.map(lambda chunk: work(*chunk), chunks))
