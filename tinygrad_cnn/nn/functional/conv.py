@@ -45,8 +45,9 @@ Padding = Union[int, Sequence[int], str]
 def _check_tensor(value, name: str, fn: str) -> None:
     if not isinstance(value, Tensor):
         raise TypeError(f"{fn}: {name} must be a Tensor, got {type(value).__name__}")
-    if value.dtype.kind != "f":
-        raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    if value.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{fn}: {name} must be a floating-point (float32 or float64) tensor, "
+                        f"got dtype {value.dtype}")
 
 
 def _check_groups(groups, fn: str) -> int:
