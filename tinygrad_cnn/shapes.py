@@ -76,6 +76,9 @@ def same_padding(in_size: int, kernel: int, stride: int = 1, dilation: int = 1) 
     With stride 1 this is PyTorch's ``padding='same'`` (the extra pixel, when the total is
     odd, goes at the end, as in PyTorch).
     """
+    if dilation * (kernel - 1) > 2 ** 31:
+        raise ValueError(f"'same' padding: dilation {dilation} x (kernel {kernel} - 1) is too large "
+                         f"(the padding would not fit in memory)")
     out = -(-in_size // stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - in_size, 0)
     return total // 2, total - total // 2

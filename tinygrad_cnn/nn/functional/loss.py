@@ -227,6 +227,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy_with_logits: target size ({tuple(target.shape)}) must be "
                          f"the same as input size ({tuple(input.shape)})")
+    if isinstance(target, Tensor) and target.dtype.kind == "f" and target.dtype.itemsize > input.dtype.itemsize:
+        input = input.to(target.dtype)          # float32 logits with float64 targets -> float64
     t = _as_tensor(target, input)
     sp = _softplus(-input)
     if pos_weight is not None:

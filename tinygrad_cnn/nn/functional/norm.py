@@ -23,7 +23,14 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
     from ...ops.norm import BatchNorm
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, *), got shape {tuple(input.shape)}")
+    if not eps >= 0:
+        raise ValueError(f"batch_norm: eps must be non-negative, got {eps}")
+    if training and eps <= 0:
+        raise ValueError(f"batch_norm: eps must be positive in training (a constant channel would "
+                         f"divide by zero), got {eps}")
     c = input.shape[1]
+    if c == 0:
+        raise ValueError(f"batch_norm: input has 0 channels (shape {tuple(input.shape)})")
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
@@ -73,6 +80,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
     if input.ndim < 2:
         raise ValueError(f"group_norm: expected input of shape (N, C, *), got {tuple(input.shape)}")
     n, c = input.shape[0], input.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"group_norm: num_groups must be an int, got {num_groups!r}")
     if num_groups <= 0 or c % num_groups:
         raise ValueError(f"group_norm: num_channels ({c}) must be divisible by num_groups ({num_groups})")
     x = input.reshape(n, num_groups, -1)
