@@ -138,7 +138,7 @@ OPINFOS = [
            lambda d: (lambda s: [d(arrays(s)), d(arrays(s))])((2, d(st.integers(1, 3))))),
     OpInfo("l1_loss", {"Abs"}, lambda a, b: F.l1_loss(a, b, reduction="sum"),
            lambda a, b: TF.l1_loss(a, b, reduction="sum"), pair_apart),
-    OpInfo("binary_cross_entropy", {"Log", "Clamp"},
+    OpInfo("binary_cross_entropy", {"BinaryCrossEntropy", "Log", "Clamp"},
            lambda p, t, w: F.binary_cross_entropy(p, t, weight=w),
            lambda p, t, w: TF.binary_cross_entropy(p, t, weight=w), probs_sample, differentiable=[0, 1]),
     OpInfo("binary_cross_entropy_with_logits", {"Softplus"},

@@ -1022,10 +1022,6 @@ KNOWN_BUGS = [
     ("binary_cross_entropy_with_logits", lambda s: len(_float_dtypes(s)) > 1,
      "binary_cross_entropy_with_logits with mixed float dtypes: promoted dtype as PyTorch, but values "
      "differ from PyTorch's by ~3e-8 relative (PyTorch rounds some terms in float32 first)"),
-    ("binary_cross_entropy", lambda s: s.args[0].array.dtype.kind == "f" and np.isin(s.args[0].array, [0, 1]).any(),
-     "binary_cross_entropy's gradient at p = 0 or 1 is NaN; PyTorch's is finite"),
-    ("layer_norm", _extreme_float32,
-     "layer_norm overflows in float32 for |x| > ~1e19 and silently returns 0 (PyTorch: NaN)"),
 ]
 KNOWN_HITS: Dict[str, int] = {}
 
@@ -1394,7 +1390,6 @@ def test_fixed_bug_division_gradient_with_tiny_float32_denominator():
     np.testing.assert_allclose(a.grad.numpy(), [-1e30, -1e-20], rtol=1e-6)   # torch: -b / a / a
 
 
-@pytest.mark.xfail(strict=True, reason="nn.functional.loss binary_cross_entropy: NaN gradient at p = 0 or 1")
 def test_known_bug_binary_cross_entropy_gradient_at_saturated_probability():
     import torch
     tc = _tc()
@@ -1521,7 +1516,6 @@ def test_known_bug_same_padding_with_huge_dilation_raises_before_the_kernel():
         tc.nn.functional.conv2d(x, w, stride=2, dilation=2 ** 62, padding="same")
 
 
-@pytest.mark.xfail(strict=True, reason="layer_norm: (x - mean)^2 overflows in float32 and the result is 0")
 def test_known_bug_layer_norm_of_huge_float32_values():
     tc = _tc()
     x = tc.tensor(np.array([[1e30, 1e30, -1e30]], np.float32))

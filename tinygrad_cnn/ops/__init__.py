@@ -4,4 +4,4 @@
 with Tensor ops, so every gradient can itself be differentiated.
 """
 from . import elementwise, matmul, movement, reduce  # noqa: F401  (registers the Functions)
-from . import norm  # noqa: F401  (BatchNorm)
+from . import loss, norm  # noqa: F401  (binary cross-entropy, BatchNorm)

@@ -205,10 +205,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     if input.numel() and (np.min(input.data) < 0 or np.max(input.data) > 1 or np.isnan(input.data).any()):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                          f"(got min {np.nanmin(input.data)}, max {np.nanmax(input.data)})")
-    t = _as_tensor(target, input)
-    log_p = input.log().clamp(min=-100.0)
-    log_1mp = (1.0 - input).log().clamp(min=-100.0)
-    loss = -(t * log_p + (1.0 - t) * log_1mp)
+    from ...ops.loss import BinaryCrossEntropy
+    loss = BinaryCrossEntropy.apply(input, _as_tensor(target, input))
     if weight is not None:
         loss = loss * _as_tensor(weight, input)
     return _reduce(loss, reduction)

@@ -50,6 +50,18 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
                            float(momentum), float(eps))
 
 
+def _normalize(xc: Tensor, dims, eps: float) -> Tensor:
+    """xc / sqrt(mean(xc^2) + eps), computed on xc / s with s = max(max|xc|, 1) per group.
+
+    The scale s is a constant and the formula is the same function of xc for every s > 0, so the
+    value and every gradient are unchanged; but xc^2 can no longer overflow (float32 |x| > 1e19).
+    """
+    with np.errstate(invalid="ignore"):
+        s = np.maximum(np.max(np.abs(xc.data), axis=dims, keepdims=True, initial=0.0), 1.0).astype(xc.dtype)
+    xs = xc * Tensor(1.0 / s)
+    return xs * ((xs * xs).mean(dims, keepdim=True) + Tensor(eps / (s * s))).sqrt().reciprocal()
+
+
 def _normalized_shape(normalized_shape: Union[int, Sequence[int]]) -> tuple:
     return (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
 
@@ -64,8 +76,7 @@ def layer_norm(input: Tensor, normalized_shape: Union[int, Sequence[int]], weigh
         raise ValueError(f"layer_norm: normalized_shape {shape} must match the last dims of the input, "
                          f"got input of shape {tuple(input.shape)}")
     dims = tuple(range(input.ndim - k, input.ndim))
-    xc = input - input.mean(dims, keepdim=True)
-    out = xc * ((xc * xc).mean(dims, keepdim=True) + eps).sqrt().reciprocal()
+    out = _normalize(input - input.mean(dims, keepdim=True), dims, eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -85,8 +96,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
     if num_groups <= 0 or c % num_groups:
         raise ValueError(f"group_norm: num_channels ({c}) must be divisible by num_groups ({num_groups})")
     x = input.reshape(n, num_groups, -1)
-    xc = x - x.mean(2, keepdim=True)
-    out = (xc * ((xc * xc).mean(2, keepdim=True) + eps).sqrt().reciprocal()).reshape(input.shape)
+    out = _normalize(x - x.mean(2, keepdim=True), (2,), eps).reshape(input.shape)
     shape = (1, c) + (1,) * (input.ndim - 2)
     if weight is not None:
         out = out * weight.reshape(shape)
