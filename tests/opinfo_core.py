@@ -90,7 +90,7 @@ OPINFOS = [
     OpInfo("minimum", {"Minimum"}, lambda a, b: a.minimum(b), lambda a, b: torch.minimum(a, b), pair_apart()),
     OpInfo("where", {"Where"}, lambda c, a, b: tc.where(c, a, b), lambda c, a, b: torch.where(c, a, b),
            lambda d: [d(arrays((3, 4))) > 0, d(arrays((3, 4))), d(arrays((4,)))]),
-    OpInfo("relu", {"ReLU"}, lambda a: a.relu(), lambda a: a.relu(), away_from([0.0])),
+    OpInfo("relu", {"ReLU", "ReluBackward"}, lambda a: a.relu(), lambda a: a.relu(), away_from([0.0])),
     OpInfo("leaky_relu", {"LeakyReLU"}, lambda a: tc.nn.functional.leaky_relu(a, 0.2),
            lambda a: TF.leaky_relu(a, 0.2), away_from([0.0])),
     OpInfo("sigmoid", {"Sigmoid"}, lambda a: a.sigmoid(), lambda a: a.sigmoid(), one()),

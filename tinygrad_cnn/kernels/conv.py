@@ -567,12 +567,20 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
         xq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
         layout.gather(layout.source(x5[b0:b1], out=xq), cols)
         output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
-        return np.matmul(g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m).transpose(0, 2, 1))
+        g_g, cols_g = g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m)
+        if tall:
+            return np.matmul(cols_g, g_g.transpose(0, 2, 1))       # (G, CK_g, C_out_g)
+        return np.matmul(g_g, cols_g.transpose(0, 2, 1))           # (G, C_out_g, CK_g)
+    # BLAS runs a long-K product ~2x faster when the result has more rows than columns
+    # (measured: 16 x 144 from K = 6516 at 67 GFLOP/s, its transpose 144 x 16 at 139).
+    tall = ck_g >= cout_g
     parts = _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
-    gw = np.zeros((groups, cout_g, ck_g), dtype=dtype)
+    gw = np.zeros((groups, ck_g, cout_g) if tall else (groups, cout_g, ck_g), dtype=dtype)
     for part in parts:          # in chunk order: the same sum whatever the thread timing
         gw += part
-    return gw.reshape(w_shape)
+    if tall:
+        gw = gw.transpose(0, 2, 1)
+    return np.ascontiguousarray(gw).reshape(w_shape)
 
 
 # ----------------------------------------------------------------------------------------------

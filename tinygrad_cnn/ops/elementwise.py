@@ -3,6 +3,7 @@ import numpy as np
 
 from ..engine import Function
 from ..kernels.elementwise import erf as _erf_kernel
+from ..kernels.elementwise import relu_backward as _relu_backward_kernel
 from ..tensor import Tensor
 
 
@@ -232,13 +233,28 @@ class Where(Function):
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.maximum(x.data, 0)
+        out = np.maximum(x.data, 0)
+        ctx.save_for_backward(out)      # the output: y > 0 exactly where x > 0
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * _const(x.data > 0, g)
+        (y,) = ctx.saved_tensors
+        return ReluBackward.apply(g, y)
+
+
+class ReluBackward(Function):
+    """``g * (y > 0)`` in one pass (PyTorch's threshold_backward). Linear in g, so its own
+    gradient is itself; the mask has zero derivative (almost everywhere) in y."""
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(y)
+        return _relu_backward_kernel(g.data, y.data)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (y,) = ctx.saved_tensors
+        return (ReluBackward.apply(gg, y) if ctx.needs_input_grad[0] else None), None
 
 
 class LeakyReLU(Function):

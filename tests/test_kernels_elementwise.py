@@ -1,0 +1,43 @@
+"""Element-wise Numba kernels against their plain references (and PyTorch where it has one)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygrad_cnn.kernels import elementwise as E
+
+floats = st.floats(-5, 5, width=32) | st.just(0.0) | st.just(float("nan"))
+
+
+@settings(deadline=None)
+@given(y=hnp.arrays(np.float32, hnp.array_shapes(max_dims=4, max_side=5), elements=floats),
+       data=st.data())
+def test_relu_backward_is_the_mask(y, data):
+    g = data.draw(hnp.arrays(np.float32, y.shape, elements=st.floats(-3, 3, width=32)))
+    got = E.relu_backward(g, y)
+    np.testing.assert_array_equal(got, E.relu_backward_reference(g, y))
+    assert got.dtype == g.dtype and got.shape == y.shape
+    # zero exactly where y <= 0 or NaN (NaN > 0 is false, as in PyTorch's threshold_backward)
+    assert np.all(got[~(y > 0)] == 0)
+
+
+def test_relu_backward_broadcast_and_strided_inputs():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((4, 6)).astype(np.float32)[:, ::2]      # strided
+    g = np.float32(2.5) * np.ones((1, 3), np.float32)                # broadcast
+    np.testing.assert_array_equal(E.relu_backward(g, y), np.where(y > 0, 2.5, 0).astype(np.float32))
+
+
+def test_relu_backward_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    y = np.maximum(x, 0)
+    want = torch.ops.aten.threshold_backward(torch.from_numpy(g), torch.from_numpy(y), 0).numpy()
+    np.testing.assert_array_equal(E.relu_backward(g, y), want)
+
+
+def test_erf_matches_reference():
+    x = np.linspace(-4, 4, 101).astype(np.float64)
+    np.testing.assert_allclose(E.erf(x), E.erf_reference(x), rtol=0, atol=1e-15)
