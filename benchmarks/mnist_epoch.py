@@ -390,6 +390,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{len(test_set)} test images, {args.threads} thread(s); one-cycle over {recipe.epochs} epochs, "
           f"epoch 1 timed; torch data: {args.torch_data}", flush=True)
 
+    load_before = os.getloadavg()[0]
     # ---- tinygrad_cnn
     warm = ours_warmup(train_set, recipe, steps)
     ours = ours_epoch(train_set, test_set, recipe, steps, args.seed)
@@ -439,11 +440,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "tinygrad_cnn": tg.__version__,
                      "python": platform.python_version()},
         "machine": _common.machine_info(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
     }
     print()
     print(_table(result))
     print(f"\nratio ours/torch (epoch wall time): {result['ratio']:.2f}x; same batches in the same order: "
-          f"{result['same_batches']}; torch data: {result['torch_data_note']}")
+          f"{result['same_batches']}; torch data: {result['torch_data_note']}; load average (1 min) before/after: "
+          f"{result['load_average_1min'][0]} / {result['load_average_1min'][1]} on {os.cpu_count()} CPUs")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
