@@ -1,4 +1,4 @@
-"""Batch normalisation as one Function (forward in NumPy, backward in Tensor ops).
+"""Batch normalisation as one Function (Numba kernels forward, backward in Tensor ops or fused).
 
 Training mode, per channel c over the ``M = N * d1 * d2 * ...`` values of the batch::
 
@@ -15,8 +15,10 @@ batch statistics are computed once. Backward has two paths with the same numbers
 
 * when the gradient itself is being recorded (``create_graph=True``, grad mode on inside
   backward) it is written with Tensor ops, so second derivatives (gradgradcheck) work;
-* otherwise nothing is recorded anyway, so it runs a few fused NumPy passes instead of a dozen
-  small ops -- this is the path every ordinary training step takes.
+* otherwise nothing is recorded anyway, so it runs two fused Numba passes
+  (``kernels/norm.py``) instead of a dozen small ops -- the path of every training step.
+
+The forward is fused the same way: statistics in one kernel, normalise + affine in another.
 
 ``tests/test_layers.py`` checks that both paths agree.
 """
@@ -27,6 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..engine import Function, is_grad_enabled
+from ..kernels import norm as K
 from ..tensor import Tensor
 
 
@@ -49,32 +52,28 @@ class BatchNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
-        xd = x.data
-        dims = _reduce_dims(xd.ndim)
+        xd = np.ascontiguousarray(x.data)
         dt = xd.dtype
+        x3 = xd.reshape(xd.shape[0], xd.shape[1], -1)
         if training:
             m = xd.size // xd.shape[1]
-            mean = xd.mean(axis=dims, dtype=np.float64 if dt == np.float64 else None)
-            centered = xd - channel_view(mean.astype(dt, copy=False), xd.ndim)
-            var = _channel_dot(centered, centered) / m
+            mean64, var = K.channel_mean_var(x3)                 # one thread per channel, float64
             invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
             if running_mean is not None:
                 rm, rv = running_mean, running_var
                 unbiased = var * (m / (m - 1)) if m > 1 else var
-                rm.data[...] = (1 - momentum) * rm.data + momentum * mean
+                rm.data[...] = (1 - momentum) * rm.data + momentum * mean64
                 rv.data[...] = (1 - momentum) * rv.data + momentum * unbiased
                 rm._version += 1
                 rv._version += 1
-            mean = mean.astype(dt, copy=False)
+            mean = mean64.astype(dt)
         else:
             mean = running_mean.data.astype(dt, copy=False)
             invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
-            centered = xd - channel_view(mean, xd.ndim)
         scale = invstd if weight is None else invstd * weight.data
-        out = centered
-        out *= channel_view(scale.astype(dt, copy=False), xd.ndim)
-        if bias is not None:
-            out += channel_view(bias.data, xd.ndim)
+        shift = np.zeros_like(mean) if bias is None else bias.data
+        out = np.empty_like(xd)
+        K.normalize(x3, mean, scale.astype(dt, copy=False), shift.astype(dt, copy=False), out.reshape(x3.shape))
         ctx.save_for_backward(x, weight)
         ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
         return out
@@ -90,15 +89,6 @@ class BatchNorm(Function):
                                          ctx.mean, ctx.invstd, ctx.training)
         return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
                 None, None, None, None, None)
-
-
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum(a * b) over every dim but the channel dim 1, without a temporary: shape (C,).
-
-    Viewing both as (N, C, L) lets einsum run one contiguous inner loop per (n, c).
-    """
-    n, c = a.shape[0], a.shape[1]
-    return np.einsum("ncl,ncl->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
 
 
 def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: np.ndarray,
@@ -126,21 +116,21 @@ def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: n
 
 def _backward_fused(g: np.ndarray, x: np.ndarray, weight: Optional[np.ndarray], mean: np.ndarray,
                     invstd: np.ndarray, training: bool):
-    """The same gradient in a few NumPy passes (used when no graph is being recorded)."""
-    nd, dt = x.ndim, g.dtype
-    dims = _reduce_dims(nd)
+    """The same gradient in two fused passes (used when no graph is being recorded)."""
+    dt = g.dtype
+    g = np.ascontiguousarray(np.broadcast_to(g, x.shape))
+    x = np.ascontiguousarray(x)
+    g3, x3 = g.reshape(g.shape[0], g.shape[1], -1), x.reshape(g.shape[0], g.shape[1], -1)
     m = x.size // x.shape[1]
-    xc = x - channel_view(mean, nd)
-    gb = g.sum(axis=dims)
-    g_xc = _channel_dot(g, xc)                          # sum(g * (x - mean)) per channel
+    gb, g_xc = K.grad_sums(g3, x3, mean)                # sum(g), sum(g * (x - mean)) per channel
     gw = g_xc * invstd                                  # sum(g * xhat)
     scale = (invstd if weight is None else invstd * weight).astype(dt, copy=False)
     if training:
         # gx = scale * (g - sum(g)/m - (x - mean) * invstd^2 * sum(g * (x - mean))/m)
-        xc *= channel_view((invstd * invstd * g_xc / m).astype(dt, copy=False), nd)
-        gx = g - channel_view((gb / m).astype(dt, copy=False), nd)
-        gx -= xc
-        gx *= channel_view(scale, nd)
+        k = (scale * invstd * invstd * g_xc / m).astype(dt)
+        shift = (scale * gb / m).astype(dt)
+        gx = np.empty_like(g)
+        K.grad_input(g3, x3, mean, scale, k, shift, gx.reshape(g3.shape))
     else:
-        gx = g * channel_view(scale, nd)
+        gx = g * channel_view(scale, g.ndim)
     return Tensor(gx.astype(dt, copy=False)), Tensor(gw.astype(dt)), Tensor(gb.astype(dt))
