@@ -105,6 +105,113 @@ def test_adaptive_windows_match_reference(ndim, data):
     assert np.isclose(np.vdot(windows.mean(x), g), np.vdot(x, windows.mean_adjoint(g)))
 
 
+@st.composite
+def unpadded_configs(draw):
+    """Pooling without padding or dilation in floor mode, 1-3 dims, depth window 1 (so the
+    fast kernel applies); stride may be below the kernel (overlapping windows) or above it
+    (skipped pixels), and odd sizes drop the last rows / columns."""
+    ndim = draw(st.integers(1, 3))
+    kernel, stride, spatial, out = [], [], [], []
+    for i in range(ndim):
+        k = 1 if (ndim == 3 and i == 0) else draw(st.sampled_from([1, 2, 2, 3, 3, 4]))
+        s = draw(st.sampled_from([k, k, 1, 2, 3]))
+        n = draw(st.integers(k, 9))
+        kernel.append(k); stride.append(s); spatial.append(n)
+        out.append(pool_output_size(n, k, s, 0, 1, False, i))
+    return tuple(spatial), tuple(kernel), tuple(stride), tuple(out)
+
+
+@SETTINGS
+@given(cfg=unpadded_configs(), data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_unpadded_max_matches_generic_kernel_and_reference(cfg, data, dtype):
+    spatial, kernel, stride, out = cfg
+    ndim = len(spatial)
+    x = tie_heavy(data.draw, (2, 3) + spatial).astype(dtype)     # ties, NaN, -inf
+    windows = kp.PoolWindows.regular(spatial, kernel, stride, (0,) * ndim, (1,) * ndim, out)
+    lifted_stride = kp.lift3([s if o > 1 else 1 for s, o in zip(stride, out)], 1)  # one window: any
+    assert windows.unpadded == kp.lift3(kernel, 1)[1:] + lifted_stride
+    planes = kp.lift_planes(x, ndim)
+    shape = (planes.shape[0],) + kp.lift3(out, 1)
+    values, indices = kp.window_max_unpadded(planes, np.empty(shape, dtype), np.empty(shape, np.int64),
+                                             *windows.unpadded)
+    generic_values, generic_indices = kp.window_max(planes, *windows.tables, *windows.step)
+    assert values.dtype == x.dtype and indices.dtype == np.int64
+    assert nan_equal(values, generic_values)
+    np.testing.assert_array_equal(indices, generic_indices)
+    ref_values, ref_indices = kp.max_pool_reference(x, kernel, stride, (0,) * ndim, (1,) * ndim, out)
+    dispatched_values, dispatched_indices = windows.max(x)
+    assert nan_equal(dispatched_values, ref_values)
+    np.testing.assert_array_equal(dispatched_indices, ref_indices)
+
+
+def test_unpadded_max_ties_and_nan_in_every_tap_position():
+    # one 3x3 (and 2x2) window per case: NaN or the tie-winning max at each position in turn
+    for k in (2, 3):
+        for pos in range(k * k):
+            for kind in ("nan", "tie", "last_nan"):
+                x = np.zeros((1, 1, k, k))
+                if kind == "nan":
+                    x.reshape(-1)[pos] = np.nan
+                elif kind == "tie":
+                    x.reshape(-1)[pos:] = 1.0                # ties from pos on: pos wins
+                else:
+                    x.reshape(-1)[:pos + 1] = np.nan          # several NaN: the last gives the index
+                windows = kp.PoolWindows.regular((k, k), (k, k), (k, k), (0, 0), (1, 1), (1, 1))
+                assert windows.unpadded is not None
+                v, i = windows.max(x)
+                ref_v, ref_i = kp.max_pool_reference(x, (k, k), (k, k), (0, 0), (1, 1), (1, 1))
+                assert nan_equal(v, ref_v) and i.item() == ref_i.item() == pos, (k, pos, kind)
+
+
+def test_max_pool_2x2_takes_the_unpadded_kernel(monkeypatch):
+    calls = []
+    fast = kp.window_max_unpadded
+
+    def spy(*args):
+        calls.append(args[3:])
+        return fast(*args)
+
+    def generic(*args):
+        raise AssertionError("the generic kernel ran")
+
+    monkeypatch.setattr(kp, "window_max_unpadded", spy)
+    monkeypatch.setattr(kp, "window_max", generic)
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 8)).astype(np.float32)
+    windows = kp.PoolWindows.regular((7, 8), (2, 2), (2, 2), (0, 0), (1, 1), (3, 4))
+    values, indices = windows.max(x)
+    assert calls == [(2, 2, 1, 2, 2)]
+    ref_values, ref_indices = kp.max_pool_reference(x, (2, 2), (2, 2), (0, 0), (1, 1), (3, 4))
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(indices, ref_indices)
+    # 3x3 stride 3, and 1-d pooling, take it too
+    kp.PoolWindows.regular((9, 9), (3, 3), (3, 3), (0, 0), (1, 1), (3, 3)).max(np.zeros((1, 2, 9, 9)))
+    kp.PoolWindows.regular((8,), (2,), (2,), (0,), (1,), (4,)).max(x[:, :, 0])
+    assert calls[1:] == [(3, 3, 1, 3, 3), (1, 2, 1, 1, 2)]
+
+
+@pytest.mark.parametrize("args", [
+    ((7, 8), (2, 2), (2, 2), (1, 1), (1, 1), (4, 5)),     # padding
+    ((7, 8), (2, 2), (2, 2), (0, 0), (2, 1), (3, 4)),     # dilation
+    ((7, 7), (2, 2), (2, 2), (0, 0), (1, 1), (4, 4)),     # ceil mode: the last window overhangs
+    ((4, 4, 4), (2, 2, 2), (2, 2, 2), (0, 0, 0), (1, 1, 1), (2, 2, 2)),   # a depth window
+])
+def test_other_windows_take_the_generic_kernel(args):
+    windows = kp.PoolWindows.regular(*args)
+    assert windows.unpadded is None
+    x = np.random.default_rng(1).integers(-2, 3, (1, 2) + args[0]).astype(np.float64)
+    values, indices = windows.max(x)
+    ref_values, ref_indices = kp.max_pool_reference(x, *args[1:])
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(indices, ref_indices)
+
+
+def test_unpadded_geometry_of_adaptive_windows():
+    assert kp.PoolWindows.adaptive((4, 6), (2, 3)).unpadded == (2, 2, 1, 2, 2)
+    assert kp.PoolWindows.adaptive((1, 1), (1, 1)).unpadded == (1, 1, 1, 1, 1)
+    assert kp.PoolWindows.adaptive((5, 6), (3, 3)).unpadded is None       # windows of 2 and 3
+    assert kp.PoolWindows.adaptive((3,), (5,)).unpadded is None           # overlapping, uneven
+
+
 def test_pool_windows_tables():
     first, count, padded = kp.pool_windows(5, kernel=3, stride=2, padding=1, dilation=1, out_size=3)
     np.testing.assert_array_equal(first, [0, 1, 3])      # windows [-1..1], [1..3], [3..5]
@@ -351,6 +458,15 @@ NO_JIT_SCRIPT = textwrap.dedent("""
     assert np.isclose(np.vdot(y, g), np.vdot(x, w.mean_adjoint(g)))
     a = kp.PoolWindows.adaptive((5, 4), (2, 3))
     assert np.allclose(a.mean(x), kp.adaptive_avg_pool_reference(x, (2, 3)))
+    for k, s in ((2, 2), (3, 3), (2, 1), (4, 3)):        # unrolled 2x2, 3x3, general loop
+        xi = rng.integers(-2, 3, (2, 3, 9, 8)).astype(np.float64)
+        xi[0, 1, 2, 3] = np.nan
+        out = ((9 - k) // s + 1, (8 - k) // s + 1)
+        w = kp.PoolWindows.regular((9, 8), (k, k), (s, s), (0, 0), (1, 1), out)
+        assert w.unpadded == (k, k, 1, s, s)
+        v, i = w.max(xi)
+        rv, ri = kp.max_pool_reference(xi, (k, k), (s, s), (0, 0), (1, 1), out)
+        assert np.array_equal(v, rv, equal_nan=True) and np.array_equal(i, ri)
     idx = rng.integers(0, 6, (2, 7))
     src = rng.standard_normal((2, 7))
     assert np.allclose(kp.scatter_add_by_index(src, idx, 6), kp.scatter_add_reference(src, idx, 6))
