@@ -10,7 +10,7 @@ floats = st.floats(-5, 5, width=32) | st.just(0.0) | st.just(float("nan"))
 
 
 @settings(deadline=None)
-@given(y=hnp.arrays(np.float32, hnp.array_shapes(max_dims=4, max_side=5), elements=floats),
+@given(y=hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, max_side=5), elements=floats),
        data=st.data())
 def test_relu_backward_is_the_mask(y, data):
     g = data.draw(hnp.arrays(np.float32, y.shape, elements=st.floats(-3, 3, width=32)))
@@ -41,3 +41,20 @@ def test_relu_backward_matches_torch():
 def test_erf_matches_reference():
     x = np.linspace(-4, 4, 101).astype(np.float64)
     np.testing.assert_allclose(E.erf(x), E.erf_reference(x), rtol=0, atol=1e-15)
+
+
+@settings(deadline=None)
+@given(x=hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(min_dims=0, max_dims=4, max_side=5),
+                    elements=floats))
+def test_relu_forward_keeps_nan(x):
+    got = E.relu(x)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, E.relu_reference(x))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(x))
+
+
+def test_relu_forward_matches_torch_on_strided_input():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)[:, ::2]
+    x[0, 0] = np.nan
+    np.testing.assert_array_equal(E.relu(x), torch.relu(torch.from_numpy(x.copy())).numpy())

@@ -13,3 +13,46 @@ import numba
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
+
+# ------------------------------------------------------------------------------------------
+# Small work runs serially. Launching a parallel loop costs ~35 us with the workqueue layer
+# (even with one thread), more than a whole small kernel: a LeNet-sized ReLU backward takes
+# 40 us. So every parallel kernel has a serial twin, compiled from the same Python function,
+# and ``pick`` chooses per call by the amount of work.
+# ------------------------------------------------------------------------------------------
+import functools  # noqa: E402
+import types  # noqa: E402
+
+PARALLEL_MIN_WORK = 1 << 20     # elements of the first argument below which serial wins
+
+
+def serial_twin(kernel):
+    """A serial compiled copy of a ``parallel=True`` kernel (``prange`` runs as ``range``).
+    It gets its own name, so Numba's on-disk cache keeps the two versions apart. With
+    ``NUMBA_DISABLE_JIT=1`` both are the plain Python function."""
+    if not hasattr(kernel, "py_func"):
+        return kernel
+    f = kernel.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    twin.__doc__ = f.__doc__
+    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+    return numba.njit(**options)(twin)
+
+
+def parallel_kernel(**options):
+    """Decorator: ``njit(parallel=True, **options)`` plus its serial twin; each call runs the
+    parallel one only when the first argument (the big array) has at least
+    ``PARALLEL_MIN_WORK`` elements and Numba has more than one thread."""
+    def wrap(f):
+        par = numba.njit(parallel=True, **options)(f)
+        ser = serial_twin(par)
+
+        @functools.wraps(f)
+        def call(*args):
+            if args[0].size >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1:
+                return par(*args)
+            return ser(*args)
+        call.parallel, call.serial = par, ser
+        return call
+    return wrap

@@ -55,6 +55,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numba
 import numpy as np
 from numba import njit, prange
+from . import parallel_kernel
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -252,7 +253,7 @@ def output_to_gemm(g, span, step_d, step_h, g_t):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel(cache=True)
 def depthwise_forward(xq, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, bias, y):
     """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x)."""
     n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
@@ -275,7 +276,7 @@ def depthwise_forward(xq, w, n_planes, tap_plane, tap_offset, span, step_d, step
                     yrow[ow] = valid[ow] + bias[co]
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel(cache=True)
 def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, dxq):
     """Adjoint of :func:`depthwise_forward` in x: dxq (N, C_in * n_planes, plane), zeroed on
     entry, receives w[co, k] * g[co] on every tap's shifted plane."""
@@ -298,7 +299,7 @@ def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, st
                     shifted[j] += wv * g_flat[j]
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@parallel_kernel(cache=True, fastmath={"reassoc", "contract"})
 def depthwise_weight_grad(xq, g, n_planes, tap_plane, tap_offset, span, step_d, step_h, gw):
     """gw (C_out, K) (overwritten) = sum over samples and positions of g * (shifted plane of x)."""
     n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]

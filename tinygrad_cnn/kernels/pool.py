@@ -34,6 +34,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 from numba import njit, prange
+from . import parallel_kernel
 
 # --------------------------------------------------------------------------------------------
 # window tables (numpy)
@@ -80,7 +81,7 @@ def adaptive_windows(in_size: int, out_size: int) -> Tuple[np.ndarray, np.ndarra
 # the loop (15x on a global average pool).  The tables guarantee ``0 <= w < W``.
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def window_max(x, first_d, count_d, first_h, count_h, first_w, count_w, step_d, step_h, step_w):
     """Max over each window of ``x (P, D, H, W)`` and its flat index in the plane.
 
@@ -115,7 +116,7 @@ def window_max(x, first_d, count_d, first_h, count_h, first_w, count_w, step_d, 
     return values, indices
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def window_max_unpadded(x, values, indices, kernel_h, kernel_w, stride_d, stride_h, stride_w):
     """:func:`window_max` for windows that lie wholly inside the input, with dilation 1 and a
     depth window of 1: output ``(od, oh, ow)`` is the block of rows ``oh*stride_h + [0,
@@ -219,7 +220,7 @@ def window_max_unpadded(x, values, indices, kernel_h, kernel_w, stride_d, stride
     return values, indices
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})   # reassoc: vectorised window sums
+@parallel_kernel(cache=True, fastmath={"reassoc"})   # reassoc: vectorised window sums
 def window_mean(x, first_d, count_d, first_h, count_h, first_w, count_w, divisor):
     """Sum over each (step 1) window of ``x (P, D, H, W)`` divided by ``divisor (oD, oH, oW)``."""
     P = x.shape[0]
@@ -242,7 +243,7 @@ def window_mean(x, first_d, count_d, first_h, count_h, first_w, count_w, divisor
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def window_mean_adjoint(grad, first_d, count_d, first_h, count_h, first_w, count_w, divisor,
                         D, H, W):
     """Transpose of :func:`window_mean`: each ``grad (P, oD, oH, oW)`` value, divided by its
@@ -277,7 +278,7 @@ def scatter_add_by_index(src, index, out_len):
     return scatter_add_into(np.empty((src.shape[0], out_len), src.dtype), src, index)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def scatter_add_into(out, src, index):
     """:func:`scatter_add_by_index` into the preallocated ``out (P, out_len)`` (overwritten).
 
@@ -299,7 +300,7 @@ def scatter_add_into(out, src, index):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def gather_by_index(src, index):
     """``out[p, m] = src[p, index[p, m]]``, shape of ``index``; the transpose of
     :func:`scatter_add_by_index` (max-unpool's input gradient).  Out-of-range indices read 0."""

@@ -33,6 +33,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from numba import njit, prange
+from . import parallel_kernel
 
 from .pool import lift3, lift_planes
 
@@ -112,7 +113,7 @@ def strided_table(small_size: int, stride: int, dtype=np.float32) -> Table:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def separable_resample(x, index_d, weight_d, index_h, weight_h, index_w, weight_w):
     """``x (P, D, H, W)`` -> ``(P, oD, oH, oW)``, the weighted separable gather above."""
     P = x.shape[0]
@@ -137,7 +138,7 @@ def separable_resample(x, index_d, weight_d, index_h, weight_h, index_w, weight_
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def separable_resample_adjoint(grad, index_d, weight_d, index_h, weight_h, index_w, weight_w,
                                D, H, W):
     """Transpose of :func:`separable_resample`: ``grad (P, oD, oH, oW)`` is scatter-added back

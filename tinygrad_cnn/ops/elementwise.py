@@ -3,6 +3,7 @@ import numpy as np
 
 from ..engine import Function
 from ..kernels.elementwise import erf as _erf_kernel
+from ..kernels.elementwise import relu as _relu_kernel
 from ..kernels.elementwise import relu_backward as _relu_backward_kernel
 from ..tensor import Tensor
 
@@ -233,7 +234,7 @@ class Where(Function):
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x.data, 0)
+        out = _relu_kernel(x.data)
         ctx.save_for_backward(out)      # the output: y > 0 exactly where x > 0
         return out
 
