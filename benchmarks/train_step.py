@@ -1,13 +1,18 @@
 """Full training steps (forward, loss, backward, SGD step) side by side with PyTorch.
 
     python benchmarks/train_step.py                # all models, 2 threads
-    python benchmarks/train_step.py --models lenet64 resnet20 --reps 10
+    python benchmarks/train_step.py --models lenet64 resnet20 --reps 10 --threads 1
 
 Each model is written ONCE below against the PyTorch API and built twice, with
 ``lib = torch`` and ``lib = tinygrad_cnn`` (that is the portability promise), with the same
-weights. Steps are interleaved (ours, theirs, ours, ...) and the median ms/step is reported with
-the ratio ours/PyTorch. JIT warm-up (fresh process, cold and warm Numba cache) and the peak
-memory of one ResNet-20 step are measured in subprocesses.
+weights. Each side runs in its OWN worker process, in the environment its users get: importing
+tinygrad_cnn tunes glibc's malloc for the whole process (``tinygrad_cnn/_malloc.py``), and
+PyTorch sharing that process would profit from it too. The parent drives the workers in
+lock-step (one step of ours, one of PyTorch's, ...) so that machine noise hits both alike, and
+reports the median ms/step and the ratio ours/PyTorch. A third worker runs PyTorch with the same
+malloc settings (``torch+malloc``), so the table also shows how much of the gap is the
+allocator. JIT warm-up (fresh process, cold and warm Numba cache) and the peak memory of one
+ResNet-20 step are measured in further subprocesses.
 """
 from __future__ import annotations
 
@@ -151,21 +156,69 @@ def make_step(lib, model, x, y):
     return step
 
 
-def time_pair(name, reps, warmup=2):
+TUNED_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def worker(lib_name, name, threads):
+    """A step server: builds the model, then runs one step per "step" line on stdin and answers
+    with its duration in seconds (the first answer includes JIT compilation)."""
     import torch
-    import tinygrad_cnn as tc
+    torch.set_num_threads(threads)
+    if lib_name == "tinygrad_cnn":
+        import tinygrad_cnn as lib
+        lib.set_num_threads(threads)
+    else:
+        lib = torch
     ours, theirs, x, y = build_pair(name)
-    s_ours, s_theirs = make_step(tc, ours, x, y), make_step(torch, theirs, x, y)
-    t0 = time.perf_counter()
-    s_ours()
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        s_ours(), s_theirs()
-    a, b = [], []
-    for _ in range(reps):
-        t = time.perf_counter(); s_ours(); a.append(time.perf_counter() - t)
-        t = time.perf_counter(); s_theirs(); b.append(time.perf_counter() - t)
-    return statistics.median(a) * 1e3, statistics.median(b) * 1e3, first
+    step = make_step(lib, ours if lib_name == "tinygrad_cnn" else theirs, x, y)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        t = time.perf_counter()
+        step()
+        print(time.perf_counter() - t, flush=True)
+
+
+class Worker:
+    def __init__(self, lib_name, name, threads, extra_env=None):
+        env = dict(os.environ, **(extra_env or {}))
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", lib_name, name,
+                                      "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env, text=True)
+
+    def step(self) -> float:
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker died (exit code {self.proc.wait()})")
+        return float(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def time_pair(name, reps, threads, warmup=2):
+    """Median ms/step of ours, torch and torch with our malloc settings, in lock-step."""
+    workers = [Worker("tinygrad_cnn", name, threads), Worker("torch", name, threads),
+               Worker("torch", name, threads, TUNED_MALLOC_ENV)]
+    try:
+        first = workers[0].step()
+        for w in workers[1:]:
+            w.step()
+        for _ in range(warmup):
+            for w in workers:
+                w.step()
+        times = [[] for _ in workers]
+        for _ in range(reps):
+            for w, t in zip(workers, times):
+                t.append(w.step())
+    finally:
+        for w in workers:
+            w.close()
+    ours, theirs, theirs_tuned = (statistics.median(t) * 1e3 for t in times)
+    return ours, theirs, theirs_tuned, first
 
 
 # ----------------------------------------------------------------------------- subprocess probes
@@ -198,6 +251,16 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024.0)
 """
 
 
+def blas_note():
+    """Which BLAS kernels NumPy runs (OpenBLAS picks them per CPU, or OPENBLAS_CORETYPE does)."""
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return f"BLAS {info[0].get('internal_api')} {info[0].get('architecture')}" if info else "BLAS ?"
+    except ImportError:
+        return "BLAS ?"
+
+
 def warmup_times(threads):
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory() as cache:
@@ -223,19 +286,22 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-subprocess", action="store_true", help="skip warm-up and memory probes")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--worker", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.worker:
+        return worker(args.worker[0], args.worker[1], args.threads)
 
     import torch
-    import tinygrad_cnn as tc
-    torch.set_num_threads(args.threads)
-    tc.set_num_threads(args.threads)
+    print(f"threads={args.threads}  torch {torch.__version__}  reps={args.reps}  {blas_note()}")
+    print(f"{'model':<10} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'torch+malloc ms':>16} {'ratio':>6} "
+          f"{'1st step s':>10}")
     rows = {}
-    print(f"threads={args.threads}  torch {torch.__version__}  reps={args.reps}")
-    print(f"{'model':<10} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'1st step s':>10}")
     for name in args.models:
-        ours, theirs, first = time_pair(name, args.reps)
-        rows[name] = {"ours_ms": ours, "torch_ms": theirs, "ratio": ours / theirs, "first_step_s": first}
-        print(f"{name:<10} {ours:9.1f} {theirs:9.1f} {ours / theirs:6.2f} {first:10.2f}", flush=True)
+        ours, theirs, tuned, first = time_pair(name, args.reps, args.threads)
+        rows[name] = {"ours_ms": ours, "torch_ms": theirs, "ratio": ours / theirs,
+                      "torch_tuned_malloc_ms": tuned, "ratio_tuned": ours / tuned, "first_step_s": first}
+        print(f"{name:<10} {ours:9.1f} {theirs:9.1f} {ours / theirs:6.2f} {tuned:16.1f} {ours / tuned:6.2f} "
+              f"{first:10.2f}", flush=True)
     if not args.no_subprocess:
         cold, warm = warmup_times(args.threads)
         rows["warmup"] = {"cold_cache_s": cold, "warm_cache_s": warm}
@@ -244,7 +310,7 @@ def main(argv=None):
         mem = peak_memory(args.threads)
         rows["resnet20_peak_mb"] = mem
         print(f"ResNet-20 B=128 step, peak RSS above the imported library: ours {mem['tinygrad_cnn']:.0f} MB, torch "
-              f"{mem['torch']:.0f} MB, ratio {mem['tinygrad_cnn'] / mem['torch']:.2f}")
+              f"{mem['torch']:.0f} MB, ratio {mem['tinygrad_cnn'] / max(mem['torch'], 1e-9):.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

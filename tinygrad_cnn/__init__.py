@@ -4,6 +4,7 @@
     x = Tensor([[1.0, 2.0]], requires_grad=True)
     (x * x).sum().backward(); x.grad   # tensor([[2., 4.]])
 """
+from . import _malloc  # noqa: F401  (keeps freed activation memory mapped: see _malloc.py)
 from . import ops  # noqa: F401  (registers the core Functions)
 from .tensor import (Tensor, arange, as_dtype, empty, eye, float32, float64, from_numpy, full,  # noqa: F401
                      full_like, get_rng, int32, int64, linspace, manual_seed, ones, ones_like,

@@ -17,8 +17,8 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # ------------------------------------------------------------------------------------------
 # Small work runs serially. Launching a parallel loop costs ~35 us with the workqueue layer
 # (even with one thread), more than a whole small kernel: a LeNet-sized ReLU backward takes
-# 40 us. So every parallel kernel has a serial twin, compiled from the same Python function,
-# and ``pick`` chooses per call by the amount of work.
+# 40 us. So every parallel kernel has a serial twin, compiled from the same Python function;
+# ``parallel_kernel`` chooses between them per call by the amount of work.
 # ------------------------------------------------------------------------------------------
 import functools  # noqa: E402
 import types  # noqa: E402
@@ -26,18 +26,12 @@ import types  # noqa: E402
 PARALLEL_MIN_WORK = 1 << 20     # elements of the first argument below which serial wins
 
 
-def serial_twin(kernel):
-    """A serial compiled copy of a ``parallel=True`` kernel (``prange`` runs as ``range``).
-    It gets its own name, so Numba's on-disk cache keeps the two versions apart. With
-    ``NUMBA_DISABLE_JIT=1`` both are the plain Python function."""
-    if not hasattr(kernel, "py_func"):
-        return kernel
-    f = kernel.py_func
-    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial", f.__defaults__, f.__closure__)
-    twin.__qualname__ = f.__qualname__ + "_serial"
+def _renamed(f, suffix: str):
+    """The same Python function under another name (so Numba caches its build separately)."""
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + suffix
     twin.__doc__ = f.__doc__
-    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
-    return numba.njit(**options)(twin)
+    return twin
 
 
 def parallel_kernel(**options):
@@ -46,13 +40,13 @@ def parallel_kernel(**options):
     ``PARALLEL_MIN_WORK`` elements and Numba has more than one thread."""
     def wrap(f):
         par = numba.njit(parallel=True, **options)(f)
-        ser = serial_twin(par)
+        ser = numba.njit(**options)(_renamed(f, "_serial"))     # prange runs as range
 
         @functools.wraps(f)
         def call(*args):
             if args[0].size >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1:
-                return par(*args)
-            return ser(*args)
+                return call.parallel(*args)
+            return call.serial(*args)
         call.parallel, call.serial = par, ser
         return call
     return wrap
