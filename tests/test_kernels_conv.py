@@ -189,6 +189,19 @@ def test_patch_layout_gathers_the_definition(k3, s3, d3, expect_planes):
     # source / finish are adjoint (finish sums phase planes back onto the input grid)
     q = np.random.default_rng(4).standard_normal(layout.source(x5).shape)
     assert np.isclose(np.vdot(layout.source(x5), q), np.vdot(x5, layout.finish(q)))
+    # the direct kernels' per-channel planes (fill_planes) are the same planes, and
+    # unfill_planes is their adjoint (= finish on one channel)
+    box, s3_arr, q3 = layout.planes()[:3]
+    xq = layout.source(x5).reshape((2, 2, layout.n_planes) + layout.q)
+    qq = q.reshape(xq.shape)
+    for b in range(2):
+        for c in range(2):
+            buf = np.empty((layout.n_planes,) + layout.q)
+            K.fill_planes(x5[b, c], box, s3_arr, buf)
+            np.testing.assert_array_equal(buf, xq[b, c])
+            back = np.empty(in3)
+            K.unfill_planes(qq[b, c], box, s3_arr, back)
+            np.testing.assert_array_equal(back, layout.finish(q).reshape((2, 2) + in3)[b, c])
 
 
 def test_non_contiguous_inputs():

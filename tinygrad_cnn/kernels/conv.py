@@ -254,56 +254,101 @@ def output_to_gemm(g, span, step_d, step_h, g_t):
 # ----------------------------------------------------------------------------------------------
 # One input channel per group (depthwise, groups == C_in; also C_in == groups == 1): direct
 # loops over the shifted planes. Output channel co reads input channel co // multiplier,
-# multiplier = C_out // C_in. ``w`` is (C_out, K).
+# multiplier = C_out // C_in. ``w`` is (C_out, K). Each job builds the zero-padded phase
+# planes of ONE input channel in a small local buffer (it stays in L1) instead of padding the
+# whole batch in memory first: ``box[phase, dim] = (lo, hi, first)`` says which plane positions
+# [lo, hi) hold input pixels, starting at input index ``first`` with step ``s3[dim]``.
 # ----------------------------------------------------------------------------------------------
 
+@njit(nogil=True, cache=True)
+def fill_planes(src, box, s3, buf):
+    """buf (n_planes, Qd, Qh, Qw) = the zero-padded phase planes of src (D, H, W)."""
+    flat = buf.reshape(-1)
+    for j in range(flat.shape[0]):
+        flat[j] = 0.0
+    for ph in range(buf.shape[0]):
+        w_lo, w_hi, w_first = box[ph, 2, 0], box[ph, 2, 1], box[ph, 2, 2]
+        for qd in range(box[ph, 0, 0], box[ph, 0, 1]):
+            i_d = box[ph, 0, 2] + (qd - box[ph, 0, 0]) * s3[0]
+            for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
+                i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
+                row, xrow = buf[ph, qd, qh], src[i_d, i_h]
+                for j in range(w_hi - w_lo):
+                    row[w_lo + j] = xrow[w_first + j * s3[2]]
+
+
+@njit(nogil=True, cache=True)
+def unfill_planes(buf, box, s3, dst):
+    """Adjoint of :func:`fill_planes`: dst (D, H, W) = the plane values of its pixels (every
+    pixel sits in at most one plane position; pixels in none get 0)."""
+    flat = dst.reshape(-1)
+    for j in range(flat.shape[0]):
+        flat[j] = 0.0
+    for ph in range(buf.shape[0]):
+        w_lo, w_hi, w_first = box[ph, 2, 0], box[ph, 2, 1], box[ph, 2, 2]
+        for qd in range(box[ph, 0, 0], box[ph, 0, 1]):
+            i_d = box[ph, 0, 2] + (qd - box[ph, 0, 0]) * s3[0]
+            for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
+                i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
+                row, xrow = buf[ph, qd, qh], dst[i_d, i_h]
+                for j in range(w_hi - w_lo):
+                    xrow[w_first + j * s3[2]] = row[w_lo + j]
+
 
 @parallel_kernel(cache=True)
-def depthwise_forward(xq, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, bias, y):
+def depthwise_forward(x5, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, bias, y):
     """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x)."""
-    n, c_out, Do, Ho, Wo = y.shape[0], y.shape[1], y.shape[2], y.shape[3], y.shape[4]
-    mult = c_out // (xq.shape[1] // n_planes)
-    for job in prange(n * c_out):
-        b, co = job // c_out, job % c_out
-        first_plane = (co // mult) * n_planes
-        acc = np.zeros(span, dtype=xq.dtype)
-        n_k = tap_plane.shape[0]
-        k = 0
-        while k + 3 < n_k:      # four taps per pass over acc: a quarter of the loads / stores
-            w0, w1, w2, w3 = w[co, k], w[co, k + 1], w[co, k + 2], w[co, k + 3]
-            o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
-            s0 = xq[b, first_plane + tap_plane[k], o0:o0 + span]
-            s1 = xq[b, first_plane + tap_plane[k + 1], o1:o1 + span]
-            s2 = xq[b, first_plane + tap_plane[k + 2], o2:o2 + span]
-            s3 = xq[b, first_plane + tap_plane[k + 3], o3:o3 + span]
-            for j in range(span):
-                acc[j] += (w0 * s0[j] + w1 * s1[j]) + (w2 * s2[j] + w3 * s3[j])
-            k += 4
-        while k < n_k:
-            wv, off = w[co, k], tap_offset[k]
-            shifted = xq[b, first_plane + tap_plane[k], off:off + span]
-            for j in range(span):
-                acc[j] += wv * shifted[j]
-            k += 1
-        for od in range(Do):
-            for oh in range(Ho):
-                start = od * step_d + oh * step_h
-                valid = acc[start:start + Wo]
-                yrow = y[b, co, od, oh]
-                for ow in range(Wo):
-                    yrow[ow] = valid[ow] + bias[co]
-
-
-@parallel_kernel(cache=True)
-def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, step_h, dxq):
-    """Adjoint of :func:`depthwise_forward` in x: dxq (N, C_in * n_planes, plane), zeroed on
-    entry, receives w[co, k] * g[co] on every tap's shifted plane."""
-    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
-    c_in = dxq.shape[1] // n_planes
+    n, c_in = x5.shape[0], x5.shape[1]
+    c_out, Do, Ho, Wo = y.shape[1], y.shape[2], y.shape[3], y.shape[4]
     mult = c_out // c_in
+    n_planes, n_k = box.shape[0], tap_plane.shape[0]
     for job in prange(n * c_in):
         b, ci = job // c_in, job % c_in
-        g_flat = np.zeros(span, dtype=dxq.dtype)    # g on the plane grid; garbage stays 0
+        buf = np.empty((n_planes, q3[0], q3[1], q3[2]), dtype=x5.dtype)
+        fill_planes(x5[b, ci], box, s3, buf)
+        planes = buf.reshape(n_planes, -1)
+        acc = np.empty(span, dtype=x5.dtype)
+        for co in range(ci * mult, (ci + 1) * mult):
+            for j in range(span):
+                acc[j] = 0.0
+            k = 0
+            while k + 3 < n_k:      # four taps per pass over acc: a quarter of the loads / stores
+                w0, w1, w2, w3 = w[co, k], w[co, k + 1], w[co, k + 2], w[co, k + 3]
+                o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
+                s0 = planes[tap_plane[k], o0:o0 + span]
+                s1 = planes[tap_plane[k + 1], o1:o1 + span]
+                s2 = planes[tap_plane[k + 2], o2:o2 + span]
+                s3_ = planes[tap_plane[k + 3], o3:o3 + span]
+                for j in range(span):
+                    acc[j] += (w0 * s0[j] + w1 * s1[j]) + (w2 * s2[j] + w3 * s3_[j])
+                k += 4
+            while k < n_k:
+                wv, off = w[co, k], tap_offset[k]
+                shifted = planes[tap_plane[k], off:off + span]
+                for j in range(span):
+                    acc[j] += wv * shifted[j]
+                k += 1
+            for od in range(Do):
+                for oh in range(Ho):
+                    start = od * step_d + oh * step_h
+                    valid = acc[start:start + Wo]
+                    yrow = y[b, co, od, oh]
+                    for ow in range(Wo):
+                        yrow[ow] = valid[ow] + bias[co]
+
+
+@parallel_kernel(cache=True)
+def depthwise_input_grad(g, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, dx5):
+    """Adjoint of :func:`depthwise_forward` in x: dx5 (N, C_in, D, H, W) (overwritten)."""
+    n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
+    c_in = dx5.shape[1]
+    mult = c_out // c_in
+    n_planes = box.shape[0]
+    for job in prange(n * c_in):
+        b, ci = job // c_in, job % c_in
+        buf = np.zeros((n_planes, q3[0], q3[1], q3[2]), dtype=dx5.dtype)
+        planes = buf.reshape(n_planes, -1)
+        g_flat = np.zeros(span, dtype=dx5.dtype)    # g on the plane grid; garbage stays 0
         for co in range(ci * mult, (ci + 1) * mult):
             for od in range(Do):
                 for oh in range(Ho):
@@ -312,57 +357,64 @@ def depthwise_input_grad(g, w, n_planes, tap_plane, tap_offset, span, step_d, st
                         dst[ow] = src[ow]
             for k in range(tap_plane.shape[0]):
                 wv, off = w[co, k], tap_offset[k]
-                shifted = dxq[b, ci * n_planes + tap_plane[k], off:off + span]
+                shifted = planes[tap_plane[k], off:off + span]
                 for j in range(span):
                     shifted[j] += wv * g_flat[j]
+        unfill_planes(buf, box, s3, dx5[b, ci])
 
 
 @parallel_kernel(cache=True, fastmath={"reassoc", "contract"})
-def depthwise_weight_grad(xq, g, n_planes, tap_plane, tap_offset, span, step_d, step_h, gw):
+def depthwise_weight_grad(x5, g, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, gw):
     """gw (C_out, K) (overwritten) = sum over samples and positions of g * (shifted plane of x)."""
     n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
     n_k = tap_plane.shape[0]
-    mult = c_out // (xq.shape[1] // n_planes)
-    for co in prange(c_out):
-        first_plane = (co // mult) * n_planes
-        g_flat = np.zeros(span, dtype=xq.dtype)     # g on the plane grid; garbage stays 0
-        acc = np.zeros(n_k, dtype=np.float64)       # across samples: float64
-        zero = np.zeros(1, dtype=xq.dtype)[0]
+    mult = c_out // x5.shape[1]
+    n_planes = box.shape[0]
+    for ci in prange(x5.shape[1]):
+        buf = np.empty((n_planes, q3[0], q3[1], q3[2]), dtype=x5.dtype)
+        planes = buf.reshape(n_planes, -1)
+        g_flat = np.zeros(span, dtype=x5.dtype)     # g on the plane grid; garbage stays 0
+        acc = np.zeros((mult, n_k), dtype=np.float64)   # across samples: float64
+        zero = np.zeros(1, dtype=x5.dtype)[0]
         for b in range(n):
-            for od in range(Do):
-                for oh in range(Ho):
-                    dst, src = g_flat[od * step_d + oh * step_h:], g[b, co, od, oh]
-                    for ow in range(Wo):
-                        dst[ow] = src[ow]
-            k = 0
-            while k + 3 < n_k:  # four taps per pass over g_flat
-                o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
-                s0 = xq[b, first_plane + tap_plane[k], o0:o0 + span]
-                s1 = xq[b, first_plane + tap_plane[k + 1], o1:o1 + span]
-                s2 = xq[b, first_plane + tap_plane[k + 2], o2:o2 + span]
-                s3 = xq[b, first_plane + tap_plane[k + 3], o3:o3 + span]
-                t0, t1, t2, t3 = zero, zero, zero, zero     # x's dtype: float32 lanes vectorise 2x wider
-                for j in range(span):
-                    gv = g_flat[j]
-                    t0 += gv * s0[j]
-                    t1 += gv * s1[j]
-                    t2 += gv * s2[j]
-                    t3 += gv * s3[j]
-                acc[k] += t0
-                acc[k + 1] += t1
-                acc[k + 2] += t2
-                acc[k + 3] += t3
-                k += 4
-            while k < n_k:
-                off = tap_offset[k]
-                shifted = xq[b, first_plane + tap_plane[k], off:off + span]
-                total = zero
-                for j in range(span):
-                    total += g_flat[j] * shifted[j]
-                acc[k] += total
-                k += 1
-        for k in range(n_k):
-            gw[co, k] = acc[k]
+            fill_planes(x5[b, ci], box, s3, buf)
+            for m in range(mult):
+                co = ci * mult + m
+                for od in range(Do):
+                    for oh in range(Ho):
+                        dst, src = g_flat[od * step_d + oh * step_h:], g[b, co, od, oh]
+                        for ow in range(Wo):
+                            dst[ow] = src[ow]
+                k = 0
+                while k + 3 < n_k:  # four taps per pass over g_flat
+                    o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
+                    s0 = planes[tap_plane[k], o0:o0 + span]
+                    s1 = planes[tap_plane[k + 1], o1:o1 + span]
+                    s2 = planes[tap_plane[k + 2], o2:o2 + span]
+                    s3_ = planes[tap_plane[k + 3], o3:o3 + span]
+                    t0, t1, t2, t3 = zero, zero, zero, zero     # x's dtype: float32 lanes vectorise 2x wider
+                    for j in range(span):
+                        gv = g_flat[j]
+                        t0 += gv * s0[j]
+                        t1 += gv * s1[j]
+                        t2 += gv * s2[j]
+                        t3 += gv * s3_[j]
+                    acc[m, k] += t0
+                    acc[m, k + 1] += t1
+                    acc[m, k + 2] += t2
+                    acc[m, k + 3] += t3
+                    k += 4
+                while k < n_k:
+                    off = tap_offset[k]
+                    shifted = planes[tap_plane[k], off:off + span]
+                    total = zero
+                    for j in range(span):
+                        total += g_flat[j] * shifted[j]
+                    acc[m, k] += total
+                    k += 1
+        for m in range(mult):
+            for k in range(n_k):
+                gw[ci * mult + m, k] = acc[m, k]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,6 +449,13 @@ class PatchLayout:
         self.plane_size = Qd * Qh * Qw
         self.span = (Do - 1) * Qh * Qw + (Ho - 1) * Qw + Wo
         self.step_d, self.step_h = Qh * Qw, Qw
+        # box[phase, dim] = (lo, hi, first): plane positions [lo, hi) hold input pixels
+        # first, first + s, ... (the direct kernels' form of _windows)
+        self.box = np.zeros((self.n_planes, 3, 3), dtype=np.int64)
+        for i, phase in enumerate(self.phases):
+            plane_idx, x_idx = self._windows(phase)
+            for d in range(3):
+                self.box[i, d] = (plane_idx[d + 1].start, plane_idx[d + 1].stop, x_idx[d + 1].start)
 
     def _windows(self, phase):
         """(plane index, input index): the plane positions of ``phase`` that hold input pixels
@@ -425,9 +484,6 @@ class PatchLayout:
             xq[:, :, i][plane_idx] = x5[x_idx]
         return xq.reshape(n, c * self.n_planes, self.plane_size)
 
-    def zeros_like_source(self, n: int, c: int, dtype) -> np.ndarray:
-        return np.zeros((n, c * self.n_planes, self.plane_size), dtype=dtype)
-
     def finish(self, dxq: np.ndarray) -> np.ndarray:
         """Adjoint of :meth:`source`: gradient on the phase planes -> gradient (N, C, D, H, W).
         Every input pixel sits in at most one plane position; pixels no tap reads get 0."""
@@ -447,7 +503,8 @@ class PatchLayout:
 
     def planes(self) -> tuple:
         """The geometry arguments of the direct (depthwise) kernels."""
-        return self.n_planes, self.tap_plane, self.tap_offset, self.span, self.step_d, self.step_h
+        return (self.box, np.array(self.s3, dtype=np.int64), np.array(self.q, dtype=np.int64),
+                self.tap_plane, self.tap_offset, self.span, self.step_d, self.step_h)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -497,7 +554,7 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:      # one input channel per group: direct loops, parallel inside
-        depthwise_forward(layout.source(x5), w5.reshape(c_out, -1), *layout.planes(), b, y5)
+        depthwise_forward(x5, w5.reshape(c_out, -1), *layout.planes(), b, y5)
         return y5.reshape(out_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
@@ -546,9 +603,9 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
-        dxq = layout.zeros_like_source(n, c_in, dtype)
-        depthwise_input_grad(g5, w5.reshape(c_out, -1), *layout.planes(), dxq)
-        return layout.finish(dxq).reshape(in_shape)
+        dx5 = np.empty((n, c_in) + i3, dtype=dtype)
+        depthwise_input_grad(g5, w5.reshape(c_out, -1), *layout.planes(), dx5)
+        return dx5.reshape(in_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wt = w5.reshape(groups, cout_g, ck_g).transpose(0, 2, 1)      # (G, CK_g, C_out_g)
@@ -595,7 +652,7 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
         gw = np.empty((c_out, k3[0] * k3[1] * k3[2]), dtype=dtype)
-        depthwise_weight_grad(layout.source(x5), g5, *layout.planes(), gw)
+        depthwise_weight_grad(x5, g5, *layout.planes(), gw)
         return gw.reshape(w_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
