@@ -273,8 +273,13 @@ def fill_planes(src, box, s3, buf):
             for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
                 i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
                 row, xrow = buf[ph, qd, qh], src[i_d, i_h]
-                for j in range(w_hi - w_lo):
-                    row[w_lo + j] = xrow[w_first + j * s3[2]]
+                if s3[2] == 1:      # contiguous views: the copy vectorises
+                    dst_run, src_run = row[w_lo:w_hi], xrow[w_first:w_first + w_hi - w_lo]
+                    for j in range(w_hi - w_lo):
+                        dst_run[j] = src_run[j]
+                else:
+                    for j in range(w_hi - w_lo):
+                        row[w_lo + j] = xrow[w_first + j * s3[2]]
 
 
 @njit(nogil=True, cache=True)
@@ -291,8 +296,13 @@ def unfill_planes(buf, box, s3, dst):
             for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
                 i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
                 row, xrow = buf[ph, qd, qh], dst[i_d, i_h]
-                for j in range(w_hi - w_lo):
-                    xrow[w_first + j * s3[2]] = row[w_lo + j]
+                if s3[2] == 1:
+                    dst_run, src_run = xrow[w_first:w_first + w_hi - w_lo], row[w_lo:w_hi]
+                    for j in range(w_hi - w_lo):
+                        dst_run[j] = src_run[j]
+                else:
+                    for j in range(w_hi - w_lo):
+                        xrow[w_first + j * s3[2]] = row[w_lo + j]
 
 
 @parallel_kernel(cache=True)
