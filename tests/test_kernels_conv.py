@@ -96,9 +96,15 @@ def test_kernels_match_reference_float64(cfg):
 
 
 @settings(**SETTINGS)
-@given(conv_configs(path="depthwise"))
-def test_depthwise_kernels_match_reference(cfg):
-    assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+@given(conv_configs(path="depthwise"), st.sampled_from(["prefill", "per-channel"]))
+def test_depthwise_kernels_match_reference(cfg, padding_mode):
+    """Both ways of padding (whole batch up front, or one channel per job) are exact."""
+    limit = K.PREFILL_MAX_BYTES
+    K.PREFILL_MAX_BYTES = limit if padding_mode == "prefill" else -1
+    try:
+        assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
+    finally:
+        K.PREFILL_MAX_BYTES = limit
 
 
 @settings(**SETTINGS)

@@ -68,6 +68,10 @@ Int3 = Tuple[int, int, int]
 # comfortably and each GEMM stays large enough for BLAS to run near peak).
 COLS_CHUNK_BYTES = 4 << 20
 
+# Depthwise kernels pad the whole batch with NumPy first when that padded copy is at most this
+# big, else each job pads its own channel (see PatchLayout.use_prefill).
+PREFILL_MAX_BYTES = 32 << 20
+
 # Worker threads for the chunks; None: Numba's current thread count (what
 # ``tinygrad_cnn.set_num_threads`` sets). 1 runs the chunks one after the other in the caller.
 NUM_WORKERS: Optional[int] = None
@@ -306,17 +310,23 @@ def unfill_planes(buf, box, s3, dst):
 
 
 @parallel_kernel(cache=True)
-def depthwise_forward(x5, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, bias, y):
-    """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x)."""
-    n, c_in = x5.shape[0], x5.shape[1]
+def depthwise_forward(x5, prefilled, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, bias, y):
+    """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x).
+    ``x5`` is the input (N, C_in, D, H, W), or with ``prefilled`` its phase planes
+    (N, C_in * n_planes, Qd, Qh, Qw) made beforehand by :meth:`PatchLayout.source`."""
+    n = x5.shape[0]
     c_out, Do, Ho, Wo = y.shape[1], y.shape[2], y.shape[3], y.shape[4]
-    mult = c_out // c_in
     n_planes, n_k = box.shape[0], tap_plane.shape[0]
+    c_in = x5.shape[1] // n_planes if prefilled else x5.shape[1]
+    mult = c_out // c_in
     for job in prange(n * c_in):
         b, ci = job // c_in, job % c_in
-        buf = np.empty((n_planes, q3[0], q3[1], q3[2]), dtype=x5.dtype)
-        fill_planes(x5[b, ci], box, s3, buf)
-        planes = buf.reshape(n_planes, -1)
+        if prefilled:
+            planes = x5[b, ci * n_planes:(ci + 1) * n_planes].reshape(n_planes, -1)
+        else:
+            buf = np.empty((n_planes, q3[0], q3[1], q3[2]), dtype=x5.dtype)
+            fill_planes(x5[b, ci], box, s3, buf)
+            planes = buf.reshape(n_planes, -1)
         acc = np.empty(span, dtype=x5.dtype)
         for co in range(ci * mult, (ci + 1) * mult):
             for j in range(span):
@@ -348,12 +358,14 @@ def depthwise_forward(x5, w, box, s3, q3, tap_plane, tap_offset, span, step_d, s
 
 
 @parallel_kernel(cache=True)
-def depthwise_input_grad(g, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, dx5):
-    """Adjoint of :func:`depthwise_forward` in x: dx5 (N, C_in, D, H, W) (overwritten)."""
+def depthwise_input_grad(g, w, prefilled, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, dx5):
+    """Adjoint of :func:`depthwise_forward` in x: dx5 (N, C_in, D, H, W) (overwritten), or with
+    ``prefilled`` the gradient on the phase planes (N, C_in * n_planes, Qd, Qh, Qw) for
+    :meth:`PatchLayout.finish`."""
     n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
-    c_in = dx5.shape[1]
-    mult = c_out // c_in
     n_planes = box.shape[0]
+    c_in = dx5.shape[1] // n_planes if prefilled else dx5.shape[1]
+    mult = c_out // c_in
     for job in prange(n * c_in):
         b, ci = job // c_in, job % c_in
         buf = np.zeros((n_planes, q3[0], q3[1], q3[2]), dtype=dx5.dtype)
@@ -370,24 +382,32 @@ def depthwise_input_grad(g, w, box, s3, q3, tap_plane, tap_offset, span, step_d,
                 shifted = planes[tap_plane[k], off:off + span]
                 for j in range(span):
                     shifted[j] += wv * g_flat[j]
-        unfill_planes(buf, box, s3, dx5[b, ci])
+        if prefilled:
+            dx5[b, ci * n_planes:(ci + 1) * n_planes] = buf
+        else:
+            unfill_planes(buf, box, s3, dx5[b, ci])
 
 
 @parallel_kernel(cache=True, fastmath={"reassoc", "contract"})
-def depthwise_weight_grad(x5, g, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, gw):
-    """gw (C_out, K) (overwritten) = sum over samples and positions of g * (shifted plane of x)."""
+def depthwise_weight_grad(x5, g, prefilled, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, gw):
+    """gw (C_out, K) (overwritten) = sum over samples and positions of g * (shifted plane of x)
+    (``x5`` as in :func:`depthwise_forward`)."""
     n, c_out, Do, Ho, Wo = g.shape[0], g.shape[1], g.shape[2], g.shape[3], g.shape[4]
     n_k = tap_plane.shape[0]
-    mult = c_out // x5.shape[1]
     n_planes = box.shape[0]
-    for ci in prange(x5.shape[1]):
+    c_in = x5.shape[1] // n_planes if prefilled else x5.shape[1]
+    mult = c_out // c_in
+    for ci in prange(c_in):
         buf = np.empty((n_planes, q3[0], q3[1], q3[2]), dtype=x5.dtype)
         planes = buf.reshape(n_planes, -1)
         g_flat = np.zeros(span, dtype=x5.dtype)     # g on the plane grid; garbage stays 0
         acc = np.zeros((mult, n_k), dtype=np.float64)   # across samples: float64
         zero = np.zeros(1, dtype=x5.dtype)[0]
         for b in range(n):
-            fill_planes(x5[b, ci], box, s3, buf)
+            if prefilled:
+                planes = x5[b, ci * n_planes:(ci + 1) * n_planes].reshape(n_planes, -1)
+            else:
+                fill_planes(x5[b, ci], box, s3, buf)
             for m in range(mult):
                 co = ci * mult + m
                 for od in range(Do):
@@ -511,6 +531,13 @@ class PatchLayout:
     def scatter(self, cols: np.ndarray, dxq: np.ndarray) -> None:
         scatter_patches(cols, self.n_planes, self.tap_plane, self.tap_offset, self.span, dxq)
 
+    def use_prefill(self, n: int, c: int, itemsize: int) -> bool:
+        """Direct kernels: pad the whole batch up front with NumPy (one vectorised pass; best
+        while the padded batch stays cache-sized) or per channel inside each job (no round trip
+        through memory for big batches). Measured crossover: ~32 MB."""
+        self.prefill = n * c * self.n_planes * self.plane_size * itemsize <= PREFILL_MAX_BYTES
+        return self.prefill
+
     def planes(self) -> tuple:
         """The geometry arguments of the direct (depthwise) kernels."""
         return (self.box, np.array(self.s3, dtype=np.int64), np.array(self.q, dtype=np.int64),
@@ -564,7 +591,9 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:      # one input channel per group: direct loops, parallel inside
-        depthwise_forward(x5, w5.reshape(c_out, -1), *layout.planes(), b, y5)
+        layout.use_prefill(n, c_in, x5.itemsize)
+        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if layout.prefill else x5
+        depthwise_forward(xs, layout.prefill, w5.reshape(c_out, -1), *layout.planes(), b, y5)
         return y5.reshape(out_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
@@ -613,8 +642,12 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
 
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
+        if layout.use_prefill(n, c_in, g5.itemsize):
+            dxq = np.empty((n, c_in * layout.n_planes) + layout.q, dtype=dtype)
+            depthwise_input_grad(g5, w5.reshape(c_out, -1), True, *layout.planes(), dxq)
+            return layout.finish(dxq.reshape(n, c_in * layout.n_planes, layout.plane_size)).reshape(in_shape)
         dx5 = np.empty((n, c_in) + i3, dtype=dtype)
-        depthwise_input_grad(g5, w5.reshape(c_out, -1), *layout.planes(), dx5)
+        depthwise_input_grad(g5, w5.reshape(c_out, -1), False, *layout.planes(), dx5)
         return dx5.reshape(in_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
@@ -662,7 +695,9 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     layout = PatchLayout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
         gw = np.empty((c_out, k3[0] * k3[1] * k3[2]), dtype=dtype)
-        depthwise_weight_grad(x5, g5, *layout.planes(), gw)
+        layout.use_prefill(n, c_in, x5.itemsize)
+        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if layout.prefill else x5
+        depthwise_weight_grad(xs, g5, layout.prefill, *layout.planes(), gw)
         return gw.reshape(w_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
