@@ -47,6 +47,7 @@ run one after the other with BLAS's own threads).
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -535,18 +536,26 @@ class PatchLayout:
         """Direct kernels: pad the whole batch up front with NumPy (one vectorised pass; best
         while the padded batch stays cache-sized) or per channel inside each job (no round trip
         through memory for big batches). Measured crossover: ~32 MB."""
-        self.prefill = n * c * self.n_planes * self.plane_size * itemsize <= PREFILL_MAX_BYTES
-        return self.prefill
+        return n * c * self.n_planes * self.plane_size * itemsize <= PREFILL_MAX_BYTES
 
     def planes(self) -> tuple:
         """The geometry arguments of the direct (depthwise) kernels."""
-        return (self.box, np.array(self.s3, dtype=np.int64), np.array(self.q, dtype=np.int64),
-                self.tap_plane, self.tap_offset, self.span, self.step_d, self.step_h)
+        if not hasattr(self, "_planes"):
+            self._planes = (self.box, np.array(self.s3, dtype=np.int64), np.array(self.q, dtype=np.int64),
+                            self.tap_plane, self.tap_offset, self.span, self.step_d, self.step_h)
+        return self._planes
 
 
 # ----------------------------------------------------------------------------------------------
 # Public kernels
 # ----------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def patch_layout(in3: Int3, k3: Int3, s3: Int3, p3: Int3, d3: Int3, o3: Int3) -> "PatchLayout":
+    """The (immutable) layout of one geometry, built once: a training loop asks for the same
+    few geometries every step."""
+    return PatchLayout(in3, k3, s3, p3, d3, o3)
+
 
 def _is_pointwise(kernel: Int3, stride: Int3, padding: Int3, in_size: Int3, out_size: Int3) -> bool:
     return kernel == (1, 1, 1) and stride == (1, 1, 1) and padding == (0, 0, 0) and in_size == out_size
@@ -589,11 +598,11 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
         _run_chunks(n, (c_in + c_out) * n_out * x5.itemsize, pointwise)
         return y5.reshape(out_shape)
 
-    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    layout = patch_layout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:      # one input channel per group: direct loops, parallel inside
-        layout.use_prefill(n, c_in, x5.itemsize)
-        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if layout.prefill else x5
-        depthwise_forward(xs, layout.prefill, w5.reshape(c_out, -1), *layout.planes(), b, y5)
+        prefill = layout.use_prefill(n, c_in, x5.itemsize)
+        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if prefill else x5
+        depthwise_forward(xs, prefill, w5.reshape(c_out, -1), *layout.planes(), b, y5)
         return y5.reshape(out_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
@@ -640,7 +649,7 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
         gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
         return gx.reshape(in_shape)
 
-    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    layout = patch_layout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
         if layout.use_prefill(n, c_in, g5.itemsize):
             dxq = np.empty((n, c_in * layout.n_planes) + layout.q, dtype=dtype)
@@ -692,12 +701,12 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
                             lambda b0, b1: np.matmul(gg[b0:b1], xg[b0:b1].transpose(0, 1, 3, 2)).sum(axis=0))
         return np.sum(parts, axis=0).astype(dtype, copy=False).reshape(w_shape)
 
-    layout = PatchLayout(i3, k3, s3, p3, d3, o3)
+    layout = patch_layout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:
         gw = np.empty((c_out, k3[0] * k3[1] * k3[2]), dtype=dtype)
-        layout.use_prefill(n, c_in, x5.itemsize)
-        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if layout.prefill else x5
-        depthwise_weight_grad(xs, g5, layout.prefill, *layout.planes(), gw)
+        prefill = layout.use_prefill(n, c_in, x5.itemsize)
+        xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if prefill else x5
+        depthwise_weight_grad(xs, g5, prefill, *layout.planes(), gw)
         return gw.reshape(w_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
