@@ -32,7 +32,7 @@ def test_malloc_tuning_on_import_and_its_opt_outs():
 
 def test_parallel_kernel_runs_serial_twin_for_small_work(monkeypatch):
     calls = []
-    kernel = E._relu_flat
+    kernel = E._erf_flat          # (a kernel with the default threshold)
     monkeypatch.setattr(kernel, "parallel", lambda *a: calls.append("parallel"))
     monkeypatch.setattr(kernel, "serial", lambda *a: calls.append("serial"))
     monkeypatch.setattr(kernels.numba, "get_num_threads", lambda: 2)

@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 from numba import njit, prange
-from . import parallel_kernel
+from . import MEMORY_BOUND_MIN_WORK, parallel_kernel
 
 
-@parallel_kernel(cache=True)
+@parallel_kernel(cache=True)      # compute-bound: the default threshold
 def _erf_flat(x, out):
     for i in prange(x.size):
         out[i] = math.erf(x[i])
@@ -24,7 +24,7 @@ def erf_reference(x: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x.copy()
 
 
-@parallel_kernel(cache=True)
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True)
 def _relu_backward_flat(g, y, out):
     for i in prange(g.size):
         out[i] = g[i] if y[i] > 0 else 0.0
@@ -43,7 +43,7 @@ def relu_backward_reference(g: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(y > 0, g, np.zeros((), g.dtype)).astype(g.dtype)
 
 
-@parallel_kernel(cache=True)
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True)
 def _relu_flat(x, out):
     for i in prange(x.size):
         v = x[i]

@@ -8,10 +8,10 @@ these kernels need three and four. They run as plain Python under ``NUMBA_DISABL
 """
 import numpy as np
 from numba import njit, prange
-from . import parallel_kernel
+from . import MEMORY_BOUND_MIN_WORK, parallel_kernel
 
 
-@parallel_kernel(cache=True, fastmath={"reassoc"})   # reassoc: vectorised row sums
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True, fastmath={"reassoc"})   # reassoc: vectorised row sums
 def channel_mean_var(x3):
     """Per-channel mean and biased variance (two-pass, float64) of ``x3 (N, C, L)``."""
     n, c, l = x3.shape
@@ -40,7 +40,7 @@ def channel_mean_var(x3):
     return mean, var
 
 
-@parallel_kernel(cache=True)
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True)
 def normalize(x3, mean, scale, shift, out3):
     """out = (x - mean[c]) * scale[c] + shift[c] (mean, scale, shift in x's dtype)."""
     n, c, l = x3.shape
@@ -52,7 +52,7 @@ def normalize(x3, mean, scale, shift, out3):
             dst[j] = (src[j] - mu) * s + t
 
 
-@parallel_kernel(cache=True, fastmath={"reassoc"})
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True, fastmath={"reassoc"})
 def grad_sums(g3, x3, mean):
     """Per channel: sum(g) and sum(g * (x - mean)), float64."""
     n, c, l = g3.shape
@@ -75,7 +75,7 @@ def grad_sums(g3, x3, mean):
     return sum_g, sum_gxc
 
 
-@parallel_kernel(cache=True)
+@parallel_kernel(min_work=MEMORY_BOUND_MIN_WORK, cache=True)
 def grad_input(g3, x3, mean, a, k, shift, out3):
     """out = a[c] * g - k[c] * (x - mean[c]) - shift[c] (all per-channel vectors in g's dtype)."""
     n, c, l = g3.shape
