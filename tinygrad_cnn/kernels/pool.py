@@ -123,100 +123,49 @@ def window_max_unpadded(x, values, indices, kernel_h, kernel_w, stride_d, stride
     kernel_h)`` and columns ``ow*stride_w + [0, kernel_w)`` of depth slice ``od*stride_d``.
 
     The common max-pool layers (no padding, floor mode, e.g. 2x2 stride 2) are of this kind.
-    No tables are read and the 2x2 and 3x3 windows are unrolled: about 3x faster than the
-    general kernel, which is then bound by memory bandwidth.  Same scan order, tie and NaN rules.
+    No tables are read and the 2x2 window is unrolled: 5-9x faster than the general kernel.  Same scan order, tie and NaN rules.
     Fills and returns the preallocated ``values (P, oD, oH, oW)`` and int64 ``indices``.
     """
     P, D, H, W = x.shape
     oD, oH, oW = values.shape[1], values.shape[2], values.shape[3]
+    # Flat arrays with unsigned offsets and branch-free updates: no per-row array views (their
+    # set-up cost dominated small planes) and no mispredicted branches on ties (ReLU zeros).
+    xf, vf, idf = x.reshape(-1), values.reshape(-1), indices.reshape(-1)
+    one, Wu = np.uint64(1), np.uint64(W)
     for p in prange(P):
         for od in range(oD):
             d = od * stride_d
-            plane = x[p, d]
             for oh in range(oH):
-                out_row = values[p, od, oh]
-                index_row = indices[p, od, oh]
                 h = oh * stride_h
-                row_index = (d * H + h) * W          # flat index of (d, h, 0)
-                r0 = plane[h]
-                if kernel_h == 2 and kernel_w == 2:
-                    r1 = plane[h + 1]
-                    for ow in range(oW):
-                        w = ow * stride_w
-                        i = row_index + w
-                        best = r0[np.uint64(w)]      # = the scan's first step from -inf
-                        best_index = i
-                        v = r0[np.uint64(w + 1)]
-                        if v > best or v != v:       # strictly greater, or NaN
-                            best = v
-                            best_index = i + 1
-                        v = r1[np.uint64(w)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + W
-                        v = r1[np.uint64(w + 1)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + W + 1
-                        out_row[ow] = best
-                        index_row[ow] = best_index
-                elif kernel_h == 3 and kernel_w == 3:
-                    r1 = plane[h + 1]
-                    r2 = plane[h + 2]
-                    for ow in range(oW):
-                        w = ow * stride_w
-                        i = row_index + w
-                        best = r0[np.uint64(w)]
-                        best_index = i
-                        v = r0[np.uint64(w + 1)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + 1
-                        v = r0[np.uint64(w + 2)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + 2
-                        v = r1[np.uint64(w)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + W
-                        v = r1[np.uint64(w + 1)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + W + 1
-                        v = r1[np.uint64(w + 2)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + W + 2
-                        v = r2[np.uint64(w)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + 2 * W
-                        v = r2[np.uint64(w + 1)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + 2 * W + 1
-                        v = r2[np.uint64(w + 2)]
-                        if v > best or v != v:
-                            best = v
-                            best_index = i + 2 * W + 2
-                        out_row[ow] = best
-                        index_row[ow] = best_index
-                else:
-                    for ow in range(oW):
-                        w0 = ow * stride_w
-                        best = r0[np.uint64(w0)]
-                        best_index = row_index + w0
+                row_index = (d * H + h) * W          # flat index of (d, h, 0) in the plane
+                r0 = np.uint64(p * D * H * W + row_index)
+                dst = np.uint64(((p * oD + od) * oH + oh) * oW)
+                for ow in range(oW):
+                    w = np.uint64(ow * stride_w)
+                    i = row_index + ow * stride_w
+                    best = xf[r0 + w]                # = the scan's first step from -inf
+                    best_index = i
+                    if kernel_h == 2 and kernel_w == 2:
+                        v = xf[r0 + w + one]
+                        c = v > best or v != v       # strictly greater, or NaN
+                        best, best_index = (v, i + 1) if c else (best, best_index)
+                        v = xf[r0 + Wu + w]
+                        c = v > best or v != v
+                        best, best_index = (v, i + W) if c else (best, best_index)
+                        v = xf[r0 + Wu + w + one]
+                        c = v > best or v != v
+                        best, best_index = (v, i + W + 1) if c else (best, best_index)
+                    else:
                         for jh in range(kernel_h):
-                            row = plane[h + jh]
-                            i = row_index + jh * W + w0
                             for jw in range(kernel_w):
-                                v = row[np.uint64(w0 + jw)]
-                                if v > best or v != v:
-                                    best = v
-                                    best_index = i + jw
-                        out_row[ow] = best
-                        index_row[ow] = best_index
+                                if jh == 0 and jw == 0:
+                                    continue
+                                off = jh * W + jw
+                                v = xf[r0 + w + np.uint64(off)]
+                                c = v > best or v != v
+                                best, best_index = (v, i + off) if c else (best, best_index)
+                    vf[dst + np.uint64(ow)] = best
+                    idf[dst + np.uint64(ow)] = best_index
     return values, indices
 
 
