@@ -504,6 +504,8 @@ class PatchLayout:
         """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases
         (written into ``out``, any buffer of that size, if given)."""
         n, c = x5.shape[:2]
+        if self.q == self.in3 and self.phases == [(0, 0, 0)] and self.p3 == (0, 0, 0):
+            return x5.reshape(n, c, self.plane_size)        # no padding, stride 1: x itself
         shape = (n, c, self.n_planes) + self.q
         if out is None:
             xq = np.zeros(shape, dtype=x5.dtype)
