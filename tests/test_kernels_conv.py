@@ -14,7 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from tinygrad_cnn.kernels import conv as K
 
@@ -276,7 +276,14 @@ NO_JIT_SCRIPT = textwrap.dedent("""
              padding=(1, 1), dilation=(1, 1), out_size=(6, 6)),
         dict(n=2, c_in=1, c_out=3, groups=1, in_size=(7,), kernel=(3,), stride=(1,),
              padding=(2,), dilation=(1,), out_size=(9,)),
+        # 3x3 stride 2 in 2-d: the Numba phase splitter; depthwise too (per-channel planes)
+        dict(n=2, c_in=2, c_out=3, groups=1, in_size=(7, 6), kernel=(3, 3), stride=(2, 2),
+             padding=(1, 1), dilation=(1, 1), out_size=(4, 3)),
+        dict(n=2, c_in=2, c_out=2, groups=2, in_size=(6, 7), kernel=(3, 3), stride=(2, 2),
+             padding=(1, 1), dilation=(1, 1), out_size=(3, 4)),
     ]
+    if __import__("os").environ.get("PAD_PER_CHANNEL"):
+        K.PREFILL_MAX_BYTES = -1    # depthwise: each job pads its own channel
     rng = np.random.default_rng(0)
     for cfg in cases:
         x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["in_size"])
@@ -293,11 +300,33 @@ NO_JIT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_kernels_without_jit():
+@pytest.mark.parametrize("per_channel", ["", "1"])
+def test_kernels_without_jit(per_channel):
     """The same kernels run as plain Python (NUMBA_DISABLE_JIT=1), as a student would debug them."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PAD_PER_CHANNEL=per_channel)
     proc = subprocess.run([sys.executable, "-c", NO_JIT_SCRIPT], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "NO_JIT_OK 9" in proc.stdout
+    assert "NO_JIT_OK 11" in proc.stdout
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 5), st.integers(0, 2), st.integers(1, 3))
+def test_stride2_phase_splitter_equals_numpy(h, w, k, p, c):
+    """The Numba stride-2 splitter (3x3 stride-2 convs) writes exactly the planes the NumPy
+    path writes, for any size, kernel and padding (odd sizes drop unread pixels)."""
+    o3 = [(i + 2 * p - k) // 2 + 1 for i in (h, w)]
+    assume(min(o3) >= 1 and p < k)
+    layout = K.PatchLayout((1, h, w), (1, k, k), (1, 2, 2), (0, p, p), (1, 1, 1), (1, o3[0], o3[1]))
+    x = np.random.default_rng(h * 100 + w).standard_normal((2, c, 1, h, w)).astype(np.float32)
+    got = layout.source(x)
+    fast, layout.fast_split = layout.fast_split, False
+    try:
+        want = layout.source(x)
+    finally:
+        layout.fast_split = fast
+    np.testing.assert_array_equal(got, want)
+    if k >= 2:
+        assert fast          # all four phases are read: the fast path was taken

@@ -448,6 +448,45 @@ def depthwise_weight_grad(x5, g, prefilled, box, s3, q3, tap_plane, tap_offset, 
                 gw[ci * mult + m, k] = acc[m, k]
 
 
+@njit(nogil=True, cache=True)
+def split_phases_2x2(x3, pad_h, pad_w, out4):
+    """The four stride-2 phase planes of zero-padded 2-d images: x3 (P, H, W) ->
+    out4 (P, 4, Qh, Qw), phase (rh, rw) at index 2*rh + rw; input pixel (i, j) goes to
+    position ((i + pad_h) // 2, (j + pad_w) // 2) of phase ((i + pad_h) % 2, (j + pad_w) % 2)
+    when that lies inside the plane. Pixels are read in contiguous pairs (one per column
+    phase), which vectorises; NumPy's stride-2 copies do not (2x faster here)."""
+    P, H, W = x3.shape
+    Qh, Qw = out4.shape[2], out4.shape[3]
+    xf, of = x3.reshape(-1), out4.reshape(-1)
+    plane = Qh * Qw
+    zero = np.zeros(1, x3.dtype)[0]
+    e0 = pad_w % 2                      # first column whose padded index is even (phase 0)
+    q0 = (e0 + pad_w) // 2              # its position
+    n_pairs = max(0, min((W - e0) // 2, Qw - q0))
+    for p in range(P):
+        obase = p * 4 * plane
+        for j in range(4 * plane):
+            of[np.uint64(obase + j)] = zero
+        for i in range(H):
+            rh, qh = (i + pad_h) % 2, (i + pad_h) // 2
+            if qh >= Qh:
+                continue
+            xrow = np.uint64((p * H + i) * W)
+            base0 = np.uint64(obase + (2 * rh) * plane + qh * Qw)
+            base1 = base0 + np.uint64(plane)
+            for m in range(n_pairs):
+                src = xrow + np.uint64(e0 + 2 * m)
+                of[base0 + np.uint64(q0 + m)] = xf[src]
+                of[base1 + np.uint64(q0 + m)] = xf[src + np.uint64(1)]
+            # the columns the pairs missed: a first odd one, a last unpaired one
+            for j in range(W):
+                if e0 <= j < e0 + 2 * n_pairs:
+                    continue
+                rw, qw = (j + pad_w) % 2, (j + pad_w) // 2
+                if qw < Qw:
+                    of[np.uint64(obase + (2 * rh + rw) * plane + qh * Qw + qw)] = xf[xrow + np.uint64(j)]
+
+
 # ----------------------------------------------------------------------------------------------
 # The layout
 # ----------------------------------------------------------------------------------------------
@@ -478,6 +517,9 @@ class PatchLayout:
         self.tap_offset = np.array([(a[0] * Qh + a[1]) * Qw + a[2] for a in shift_of], dtype=np.int64)
         Do, Ho, Wo = o3
         self.plane_size = Qd * Qh * Qw
+        # 2-d stride 2 with all four phases in use (3x3 stride-2 convs): a Numba splitter
+        self.fast_split = (in3[0] == 1 and s3 == (1, 2, 2) and Qd == 1 and len(self.phases) == 4
+                           and self.phases == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)])
         self.span = (Do - 1) * Qh * Qw + (Ho - 1) * Qw + Wo
         self.step_d, self.step_h = Qh * Qw, Qw
         # box[phase, dim] = (lo, hi, first): plane positions [lo, hi) hold input pixels
@@ -507,6 +549,11 @@ class PatchLayout:
         if self.q == self.in3 and self.phases == [(0, 0, 0)] and self.p3 == (0, 0, 0):
             return x5.reshape(n, c, self.plane_size)        # no padding, stride 1: x itself
         shape = (n, c, self.n_planes) + self.q
+        if self.fast_split and n * c > 0:
+            xq = np.empty(shape, dtype=x5.dtype) if out is None else out.reshape(shape)
+            split_phases_2x2(x5.reshape(n * c, self.in3[1], self.in3[2]), self.p3[1], self.p3[2],
+                             xq.reshape(n * c, 4, self.q[1], self.q[2]))
+            return xq.reshape(n, c * self.n_planes, self.plane_size)
         if out is None:
             xq = np.zeros(shape, dtype=x5.dtype)
         else:
