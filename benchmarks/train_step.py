@@ -9,7 +9,9 @@ weights. Each side runs in its OWN worker process, in the environment its users 
 tinygrad_cnn tunes glibc's malloc for the whole process (``tinygrad_cnn/_malloc.py``), and
 PyTorch sharing that process would profit from it too. The parent drives the workers in
 lock-step (one step of ours, one of PyTorch's, ...) so that machine noise hits both alike, and
-reports the median ms/step and the ratio ours/PyTorch. A third worker runs PyTorch with the same
+reports the median ms/step and the ratio ours/PyTorch (turns of a few steps, with a pause between
+turns so that one process's spin-waiting thread pools do not steal the cores of the next). A
+third worker runs PyTorch with the same
 malloc settings (``torch+malloc``), so the table also shows how much of the gap is the
 allocator. JIT warm-up (fresh process, cold and warm Numba cache) and the peak memory of one
 ResNet-20 step are measured in further subprocesses.
@@ -172,11 +174,15 @@ def worker(lib_name, name, threads):
     ours, theirs, x, y = build_pair(name)
     step = make_step(lib, ours if lib_name == "tinygrad_cnn" else theirs, x, y)
     for line in sys.stdin:
-        if line.strip() != "step":
+        words = line.split()
+        if not words or words[0] != "step":
             break
-        t = time.perf_counter()
-        step()
-        print(time.perf_counter() - t, flush=True)
+        times = []
+        for _ in range(int(words[1]) if len(words) > 1 else 1):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        print(" ".join(map(str, times)), flush=True)
 
 
 class Worker:
@@ -186,34 +192,40 @@ class Worker:
                                       "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=env, text=True)
 
-    def step(self) -> float:
-        self.proc.stdin.write("step\n")
+    def steps(self, n: int = 1) -> list:
+        """Run n steps back to back; their durations in seconds."""
+        self.proc.stdin.write(f"step {n}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"benchmark worker died (exit code {self.proc.wait()})")
-        return float(line)
+        return [float(v) for v in line.split()]
 
     def close(self):
         self.proc.stdin.close()
         self.proc.wait()
 
 
-def time_pair(name, reps, threads, warmup=2):
-    """Median ms/step of ours, torch and torch with our malloc settings, in lock-step."""
+def time_pair(name, reps, threads, warmup=2, block=4, pause=0.1):
+    """Median ms/step of ours, torch and torch with our malloc settings: the workers take turns,
+    ``block`` timed steps each (after one untimed step that wakes the thread pools), ``reps``
+    rounds. Between turns the parent pauses, so that the thread
+    pools of the worker that just ran (OpenMP and OpenBLAS threads spin-wait for a while after
+    each parallel region) are asleep before the next one starts: with several threads, one
+    process's spinning threads would otherwise steal the cores from the other's."""
     workers = [Worker("tinygrad_cnn", name, threads), Worker("torch", name, threads),
                Worker("torch", name, threads, TUNED_MALLOC_ENV)]
     try:
-        first = workers[0].step()
+        first = workers[0].steps(1)[0]
         for w in workers[1:]:
-            w.step()
-        for _ in range(warmup):
-            for w in workers:
-                w.step()
+            w.steps(1)
+        for w in workers:
+            w.steps(warmup)
         times = [[] for _ in workers]
         for _ in range(reps):
             for w, t in zip(workers, times):
-                t.append(w.step())
+                time.sleep(pause)
+                t.extend(w.steps(block + 1)[1:])    # the first step of a turn wakes the threads
     finally:
         for w in workers:
             w.close()
