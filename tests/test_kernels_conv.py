@@ -330,3 +330,22 @@ def test_stride2_phase_splitter_equals_numpy(h, w, k, p, c):
     np.testing.assert_array_equal(got, want)
     if k >= 2:
         assert fast          # all four phases are read: the fast path was taken
+
+
+@pytest.mark.parametrize("stride,padding", [((1, 1), (1, 1)), ((2, 2), (1, 1)), ((1, 2), (2, 0))])
+def test_forward_keeps_the_padded_source_for_the_weight_gradient(stride, padding):
+    """conv_forward(keep_source=True) hands back the planes it built; conv_weight_grad given
+    them gives bit-for-bit the gradient it computes on its own (and they are the layout's
+    source of x)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    out = tuple((i + 2 * p - 3) // s + 1 for i, p, s in zip((9, 8), padding, stride))
+    y, source = K.conv_forward(x, w, None, stride, padding, (1, 1), 1, out, keep_source=True)
+    np.testing.assert_array_equal(y, K.conv_forward(x, w, None, stride, padding, (1, 1), 1, out))
+    assert source is not None
+    layout = K.patch_layout((1, 9, 8), (1, 3, 3), (1,) + stride, (0,) + padding, (1, 1, 1), (1,) + out)
+    np.testing.assert_array_equal(source, layout.source(x[:, :, None]))
+    gy = rng.standard_normal((5, 4) + out).astype(np.float32)
+    np.testing.assert_array_equal(K.conv_weight_grad(x, gy, (3, 3), stride, padding, (1, 1), 1, source=source),
+                                  K.conv_weight_grad(x, gy, (3, 3), stride, padding, (1, 1), 1))

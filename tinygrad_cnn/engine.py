@@ -115,6 +115,8 @@ class Function:
         ctx = Context(cls)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = _GradMode.enabled and any(needs)
+        if not record:     # nothing will call backward: forward need not keep anything for it
+            needs = (False,) * len(args)
         ctx.needs_input_grad = needs
         prev, _GradMode.enabled = _GradMode.enabled, False
         try:

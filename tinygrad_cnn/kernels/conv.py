@@ -517,6 +517,7 @@ class PatchLayout:
         self.tap_offset = np.array([(a[0] * Qh + a[1]) * Qw + a[2] for a in shift_of], dtype=np.int64)
         Do, Ho, Wo = o3
         self.plane_size = Qd * Qh * Qw
+        self.is_identity = self.q == tuple(in3) and self.phases == [(0, 0, 0)] and tuple(p3) == (0, 0, 0)
         # 2-d stride 2 with all four phases in use (3x3 stride-2 convs): a Numba splitter
         self.fast_split = (in3[0] == 1 and s3 == (1, 2, 2) and Qd == 1 and len(self.phases) == 4
                            and self.phases == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)])
@@ -525,8 +526,8 @@ class PatchLayout:
         # box[phase, dim] = (lo, hi, first): plane positions [lo, hi) hold input pixels
         # first, first + s, ... (the direct kernels' form of _windows)
         self.box = np.zeros((self.n_planes, 3, 3), dtype=np.int64)
-        for i, phase in enumerate(self.phases):
-            plane_idx, x_idx = self._windows(phase)
+        self.windows = [self._windows(phase) for phase in self.phases]    # per phase, computed once
+        for i, (plane_idx, x_idx) in enumerate(self.windows):
             for d in range(3):
                 self.box[i, d] = (plane_idx[d + 1].start, plane_idx[d + 1].stop, x_idx[d + 1].start)
 
@@ -546,7 +547,7 @@ class PatchLayout:
         """x5 (N, C, D, H, W) -> xq (N, C * n_planes, plane): zero-padded, split into phases
         (written into ``out``, any buffer of that size, if given)."""
         n, c = x5.shape[:2]
-        if self.q == self.in3 and self.phases == [(0, 0, 0)] and self.p3 == (0, 0, 0):
+        if self.is_identity:
             return x5.reshape(n, c, self.plane_size)        # no padding, stride 1: x itself
         shape = (n, c, self.n_planes) + self.q
         if self.fast_split and n * c > 0:
@@ -559,8 +560,7 @@ class PatchLayout:
         else:
             xq = out.reshape(shape)
             xq[...] = 0.0
-        for i, phase in enumerate(self.phases):
-            plane_idx, x_idx = self._windows(phase)
+        for i, (plane_idx, x_idx) in enumerate(self.windows):
             xq[:, :, i][plane_idx] = x5[x_idx]
         return xq.reshape(n, c * self.n_planes, self.plane_size)
 
@@ -570,8 +570,7 @@ class PatchLayout:
         n, c = dxq.shape[0], dxq.shape[1] // self.n_planes
         dxq = dxq.reshape((n, c, self.n_planes) + self.q)
         dx = np.zeros((n, c) + self.in3, dtype=dxq.dtype)
-        for i, phase in enumerate(self.phases):
-            plane_idx, x_idx = self._windows(phase)
+        for i, (plane_idx, x_idx) in enumerate(self.windows):
             dx[x_idx] = dxq[:, :, i][plane_idx]
         return dx
 
@@ -617,13 +616,17 @@ def _geometry(weight_shape, stride, padding, dilation, in_size, out_size):
 
 def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
                  stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                 groups: int, out_size: Sequence[int]) -> np.ndarray:
+                 groups: int, out_size: Sequence[int], keep_source: bool = False):
     """Convolution (cross-correlation, as in PyTorch).
 
     x (N, C_in, *S_in), weight (C_out, C_in/groups, *K), bias (C_out,) or None
     -> y (N, C_out, *out_size). ``padding`` is the padding before each spatial dim; the
     padding after it is whatever ``out_size`` implies. Shapes are assumed valid (checked in
     ``tinygrad_cnn.shapes`` / the functional layer).
+
+    ``keep_source=True`` returns ``(y, source)``: the padded phase planes of x that the GEMM
+    path builds anyway (None on the other paths, or when they are x itself), for
+    :func:`conv_weight_grad` to reuse instead of building them again.
     """
     n, c_in = x.shape[:2]
     c_out = weight.shape[0]
@@ -645,28 +648,31 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
             np.matmul(wg, xg[b0:b1], out=yg[b0:b1])
             yg[b0:b1] += b.reshape(groups, cout_g, 1)
         _run_chunks(n, (c_in + c_out) * n_out * x5.itemsize, pointwise)
-        return y5.reshape(out_shape)
+        return (y5.reshape(out_shape), None) if keep_source else y5.reshape(out_shape)
 
     layout = patch_layout(i3, k3, s3, p3, d3, o3)
     if cin_g == 1:      # one input channel per group: direct loops, parallel inside
         prefill = layout.use_prefill(n, c_in, x5.itemsize)
         xs = layout.source(x5).reshape((n, c_in * layout.n_planes) + layout.q) if prefill else x5
         depthwise_forward(xs, prefill, w5.reshape(c_out, -1), *layout.planes(), b, y5)
-        return y5.reshape(out_shape)
+        return (y5.reshape(out_shape), None) if keep_source else y5.reshape(out_shape)
 
     ck_g = cin_g * k3[0] * k3[1] * k3[2]
     wg = w5.reshape(groups, cout_g, ck_g)
+
+    keep = keep_source and not layout.is_identity
+    kept = np.empty((n, c_in * layout.n_planes, layout.plane_size), dtype=dtype) if keep else None
 
     def chunk(b0, b1):
         m = (b1 - b0) * layout.span
         cols = _scratch("cols", groups * ck_g, m, dtype)
         prod = _scratch("prod", c_out, m, dtype)
-        xq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
+        xq = kept[b0:b1] if keep else _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
         layout.gather(layout.source(x5[b0:b1], out=xq), cols)
         np.matmul(wg, cols.reshape(groups, ck_g, m), out=prod.reshape(groups, cout_g, m))
         gemm_to_output(prod, layout.span, layout.step_d, layout.step_h, b, y5[b0:b1])
     _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
-    return y5.reshape(out_shape)
+    return (y5.reshape(out_shape), kept) if keep_source else y5.reshape(out_shape)
 
 
 def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[int],
@@ -728,10 +734,11 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
 
 def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[int],
                      stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
-                     groups: int) -> np.ndarray:
+                     groups: int, source: Optional[np.ndarray] = None) -> np.ndarray:
     """Gradient of :func:`conv_forward` with respect to the weight.
 
     x (N, C_in, *S_in), grad_out (N, C_out, *S_out) -> (C_out, C_in/groups, *kernel_size).
+    ``source``: the padded planes of x kept by ``conv_forward(..., keep_source=True)``.
     """
     n, c_in = x.shape[:2]
     c_out = grad_out.shape[1]
@@ -764,8 +771,11 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
         m = (b1 - b0) * layout.span
         cols = _scratch("cols", groups * ck_g, m, dtype)
         g_t = _scratch("g_t", c_out, m, dtype)
-        xq = _scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype)
-        layout.gather(layout.source(x5[b0:b1], out=xq), cols)
+        if source is not None and source.dtype == dtype:
+            xq = source[b0:b1]
+        else:
+            xq = layout.source(x5[b0:b1], out=_scratch("xq", b1 - b0, c_in * layout.n_planes * layout.plane_size, dtype))
+        layout.gather(xq, cols)
         output_to_gemm(g5[b0:b1], layout.span, layout.step_d, layout.step_h, g_t)
         g_g, cols_g = g_t.reshape(groups, cout_g, m), cols.reshape(groups, ck_g, m)
         if tall:

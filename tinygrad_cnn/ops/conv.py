@@ -40,15 +40,20 @@ class ConvNd(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, out_size):
         ctx.save_for_backward(x, weight)
         ctx.geometry = (stride, padding, dilation, groups)
-        return kernels.conv_forward(x.data, weight.data, None if bias is None else bias.data,
-                                    stride, padding, dilation, groups, out_size)
+        # the weight gradient reuses the padded input the forward builds (memory for time)
+        keep = ctx.needs_input_grad[1]
+        out = kernels.conv_forward(x.data, weight.data, None if bias is None else bias.data,
+                                   stride, padding, dilation, groups, out_size, keep_source=keep)
+        y, ctx.source = out if keep else (out, None)
+        return y
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        source, ctx.source = ctx.source, None      # used once (a second backward rebuilds it)
         gx = ConvTransposeNd.apply(grad_out, weight, None, *ctx.geometry, x.shape[2:]) if need_x else None
-        gw = ConvWeightGrad.apply(x, grad_out, weight.shape[2:], *ctx.geometry) if need_w else None
+        gw = ConvWeightGrad.apply(x, grad_out, weight.shape[2:], *ctx.geometry, source) if need_w else None
         gb = _channel_sum(grad_out) if need_b else None
         return gx, gw, gb, None, None, None, None, None
 
@@ -74,7 +79,7 @@ class ConvTransposeNd(Function):
         y, weight = ctx.saved_tensors
         need_y, need_w, need_b = ctx.needs_input_grad[:3]
         gy = ConvNd.apply(grad_out, weight, None, *ctx.geometry, y.shape[2:]) if need_y else None
-        gw = ConvWeightGrad.apply(grad_out, y, weight.shape[2:], *ctx.geometry) if need_w else None
+        gw = ConvWeightGrad.apply(grad_out, y, weight.shape[2:], *ctx.geometry, None) if need_w else None
         gb = _channel_sum(grad_out) if need_b else None
         return gy, gw, gb, None, None, None, None, None
 
@@ -87,10 +92,11 @@ class ConvWeightGrad(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, grad_y, kernel_size, stride, padding, dilation, groups):
+    def forward(ctx, x, grad_y, kernel_size, stride, padding, dilation, groups, source=None):
         ctx.save_for_backward(x, grad_y)
         ctx.geometry = (stride, padding, dilation, groups)
-        return kernels.conv_weight_grad(x.data, grad_y.data, kernel_size, stride, padding, dilation, groups)
+        return kernels.conv_weight_grad(x.data, grad_y.data, kernel_size, stride, padding, dilation, groups,
+                                        source)
 
     @staticmethod
     def backward(ctx, grad_w):
@@ -98,4 +104,4 @@ class ConvWeightGrad(Function):
         need_x, need_gy = ctx.needs_input_grad[:2]
         gx = ConvTransposeNd.apply(grad_y, grad_w, None, *ctx.geometry, x.shape[2:]) if need_x else None
         ggy = ConvNd.apply(x, grad_w, None, *ctx.geometry, grad_y.shape[2:]) if need_gy else None
-        return gx, ggy, None, None, None, None, None
+        return gx, ggy, None, None, None, None, None, None
