@@ -164,8 +164,12 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinygrad_cnn-conv")
             _pool_pid[0] = os.getpid()
         pool = _pool
+    # one task per worker, each taking every workers-th chunk (a future per chunk cost ~15 us)
+    def worker_task(first):
+        return [work(*chunks[i]) for i in range(first, len(chunks), workers)]
     with _BlasSingleThread():
-        return list(pool.map(lambda chunk: work(*chunk), chunks))
+        per_worker = list(pool.map(worker_task, range(workers)))
+    return [per_worker[i % workers][i // workers] for i in range(len(chunks))]
 
 
 def _scratch(slot: str, rows: int, cols: int, dtype) -> np.ndarray:
