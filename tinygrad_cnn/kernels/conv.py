@@ -69,9 +69,10 @@ Int3 = Tuple[int, int, int]
 # comfortably and each GEMM stays large enough for BLAS to run near peak).
 COLS_CHUNK_BYTES = 4 << 20
 
-# Depthwise kernels pad the whole batch with NumPy first when that padded copy is at most this
-# big, else each job pads its own channel (see PatchLayout.use_prefill).
-PREFILL_MAX_BYTES = 32 << 20
+# Depthwise kernels pad the whole batch first when that padded copy is at most this big, else
+# each job pads its own channel (see PatchLayout.use_prefill). Measured: padding up front won
+# at every size tried (up to 38 MB: C=64 32x32 stride 2, B=128, forward 11 -> 8 ms).
+PREFILL_MAX_BYTES = 64 << 20
 
 # Worker threads for the chunks; None: Numba's current thread count (what
 # ``tinygrad_cnn.set_num_threads`` sets). 1 runs the chunks one after the other in the caller.
@@ -334,9 +335,29 @@ def depthwise_forward(x5, prefilled, w, box, s3, q3, tap_plane, tap_offset, span
             planes = buf.reshape(n_planes, -1)
         acc = np.empty(span, dtype=x5.dtype)
         for co in range(ci * mult, (ci + 1) * mult):
-            for j in range(span):
-                acc[j] = 0.0
-            k = 0
+            if n_k == 9:            # 3x3: all nine taps in one pass, acc written once
+                t0, t1, t2 = tap_offset[0], tap_offset[1], tap_offset[2]
+                t3, t4, t5 = tap_offset[3], tap_offset[4], tap_offset[5]
+                t6, t7, t8 = tap_offset[6], tap_offset[7], tap_offset[8]
+                a0 = planes[tap_plane[0], t0:t0 + span]
+                a1 = planes[tap_plane[1], t1:t1 + span]
+                a2 = planes[tap_plane[2], t2:t2 + span]
+                a3 = planes[tap_plane[3], t3:t3 + span]
+                a4 = planes[tap_plane[4], t4:t4 + span]
+                a5 = planes[tap_plane[5], t5:t5 + span]
+                a6 = planes[tap_plane[6], t6:t6 + span]
+                a7 = planes[tap_plane[7], t7:t7 + span]
+                a8 = planes[tap_plane[8], t8:t8 + span]
+                w0, w1, w2, w3, w4 = w[co, 0], w[co, 1], w[co, 2], w[co, 3], w[co, 4]
+                w5, w6, w7, w8 = w[co, 5], w[co, 6], w[co, 7], w[co, 8]
+                for j in range(span):
+                    acc[j] = ((w0 * a0[j] + w1 * a1[j] + w2 * a2[j]) + (w3 * a3[j] + w4 * a4[j] + w5 * a5[j])
+                              + (w6 * a6[j] + w7 * a7[j] + w8 * a8[j]))
+                k = n_k
+            else:
+                for j in range(span):
+                    acc[j] = 0.0
+                k = 0
             while k + 3 < n_k:      # four taps per pass over acc: a quarter of the loads / stores
                 w0, w1, w2, w3 = w[co, k], w[co, k + 1], w[co, k + 2], w[co, k + 3]
                 o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
@@ -421,6 +442,41 @@ def depthwise_weight_grad(x5, g, prefilled, box, s3, q3, tap_plane, tap_offset, 
                         for ow in range(Wo):
                             dst[ow] = src[ow]
                 k = 0
+                if n_k == 9:        # 3x3: the nine dot products in one pass over g_flat
+                    c0, c1, c2 = tap_offset[0], tap_offset[1], tap_offset[2]
+                    c3, c4, c5 = tap_offset[3], tap_offset[4], tap_offset[5]
+                    c6, c7, c8 = tap_offset[6], tap_offset[7], tap_offset[8]
+                    a0 = planes[tap_plane[0], c0:c0 + span]
+                    a1 = planes[tap_plane[1], c1:c1 + span]
+                    a2 = planes[tap_plane[2], c2:c2 + span]
+                    a3 = planes[tap_plane[3], c3:c3 + span]
+                    a4 = planes[tap_plane[4], c4:c4 + span]
+                    a5 = planes[tap_plane[5], c5:c5 + span]
+                    a6 = planes[tap_plane[6], c6:c6 + span]
+                    a7 = planes[tap_plane[7], c7:c7 + span]
+                    a8 = planes[tap_plane[8], c8:c8 + span]
+                    t0, t1, t2, t3, t4, t5, t6, t7, t8 = zero, zero, zero, zero, zero, zero, zero, zero, zero
+                    for j in range(span):
+                        gv = g_flat[j]
+                        t0 += gv * a0[j]
+                        t1 += gv * a1[j]
+                        t2 += gv * a2[j]
+                        t3 += gv * a3[j]
+                        t4 += gv * a4[j]
+                        t5 += gv * a5[j]
+                        t6 += gv * a6[j]
+                        t7 += gv * a7[j]
+                        t8 += gv * a8[j]
+                    acc[m, 0] += t0
+                    acc[m, 1] += t1
+                    acc[m, 2] += t2
+                    acc[m, 3] += t3
+                    acc[m, 4] += t4
+                    acc[m, 5] += t5
+                    acc[m, 6] += t6
+                    acc[m, 7] += t7
+                    acc[m, 8] += t8
+                    k = 9
                 while k + 3 < n_k:  # four taps per pass over g_flat
                     o0, o1, o2, o3 = tap_offset[k], tap_offset[k + 1], tap_offset[k + 2], tap_offset[k + 3]
                     s0 = planes[tap_plane[k], o0:o0 + span]
@@ -585,9 +641,8 @@ class PatchLayout:
         scatter_patches(cols, self.n_planes, self.tap_plane, self.tap_offset, self.span, dxq)
 
     def use_prefill(self, n: int, c: int, itemsize: int) -> bool:
-        """Direct kernels: pad the whole batch up front with NumPy (one vectorised pass; best
-        while the padded batch stays cache-sized) or per channel inside each job (no round trip
-        through memory for big batches). Measured crossover: ~32 MB."""
+        """Direct kernels: pad the whole batch up front (one vectorised pass) or per channel
+        inside each job (no padded copy of a big batch in memory)."""
         return n * c * self.n_planes * self.plane_size * itemsize <= PREFILL_MAX_BYTES
 
     def planes(self) -> tuple:
