@@ -31,14 +31,22 @@ How the work is done (see /work/shared/PERFORMANCE.md):
   Columns run over the phase-plane grid, so a few columns per image row are unused
   ("garbage"); they are dropped when the output is written.
 
+  The weight gradient reuses the padded planes the forward built (``keep_source``), and runs
+  its long-K GEMM as cols @ g^T, the orientation BLAS is fast at. 2-d stride-2 layers split
+  their input into the four phase planes with a Numba kernel (``split_phases_2x2``).
+
 * pointwise (1x1, stride 1, no padding): no data movement at all, just batched matmuls.
 * one input channel per group (depthwise, groups == C_in, also C_in == 1): direct Numba loops
-  over the same shifted planes; there is no GEMM shape to exploit.
+  over the same shifted planes (all nine taps of a 3x3 in one pass); there is no GEMM shape
+  to exploit. The batch is padded up front, or, beyond ``PREFILL_MAX_BYTES``, each job pads
+  its own channel in a small buffer. A strided depthwise input gradient runs as a stride-1
+  one on the zero-inserted gradient.
 * the input gradient of a stride-1 conv is itself a conv (of grad_out, with the kernel flipped
   in space and its channel axes swapped), which gathers instead of scattering.
 
-Threads: the chunks of the batch run concurrently on a small pool of Python threads (one per
-core), each doing pad -> gather -> single-threaded GEMM -> write-out for its own samples; the
+Threads: the chunks of the batch run concurrently on a small pool of Python threads (as many
+as ``tinygrad_cnn.set_num_threads`` says; each takes every n-th chunk in one task), each doing
+pad -> gather -> single-threaded GEMM -> write-out for its own samples; the
 Numba kernels release the GIL (``nogil``), and so does BLAS. Independent chunks need no
 synchronisation inside a GEMM, so a busy machine slows us down gracefully (multi-threaded
 OpenBLAS, whose threads wait for each other at every block, degraded 10-100x there).
