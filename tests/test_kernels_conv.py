@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -139,6 +140,7 @@ def test_batch_chunking(monkeypatch, workers, chunk_bytes, groups, stride, out_s
     run in the calling thread or concurrently on worker threads)."""
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(K, "NUM_WORKERS", workers)
+    monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)        # tiny problems on the worker threads too
     cfg = dict(n=5, c_in=4, c_out=6, groups=groups, in_size=(5, 6), kernel=(3, 2),
                stride=stride, padding=(1, 1), dilation=(1, 2), out_size=out_size)
     assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
@@ -151,6 +153,7 @@ def test_worker_threads_give_identical_results(monkeypatch, workers, kernel, str
     chunks run in the calling thread or on workers (each chunk computes its own samples; the
     weight gradient sums the chunks in order)."""
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 2000)
+    monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 4, 9, 8)).astype(np.float32)
     w = rng.standard_normal((6, 4) + kernel).astype(np.float32)
@@ -349,3 +352,23 @@ def test_forward_keeps_the_padded_source_for_the_weight_gradient(stride, padding
     gy = rng.standard_normal((5, 4) + out).astype(np.float32)
     np.testing.assert_array_equal(K.conv_weight_grad(x, gy, (3, 3), stride, padding, (1, 1), 1, source=source),
                                   K.conv_weight_grad(x, gy, (3, 3), stride, padding, (1, 1), 1))
+
+
+def test_small_convolutions_stay_in_the_calling_thread(monkeypatch):
+    """Below POOL_MIN_BYTES of patches the chunks run serially whatever the worker count (the
+    thread hand-offs cost more than they save); above it they go to the pool."""
+    ran_on = []
+    monkeypatch.setattr(K, "NUM_WORKERS", 2)
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 100)
+
+    def work(b0, b1):
+        ran_on.append(threading.current_thread().name)
+        return b0
+
+    assert K._run_chunks(8, 100, work) == list(range(8))
+    assert set(ran_on) == {threading.current_thread().name}
+    ran_on.clear()
+    monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
+    assert K._run_chunks(8, 100, work) == list(range(8))        # results still in chunk order
+    if K.ThreadpoolController is not None:
+        assert all(name.startswith("tinygrad_cnn-conv") for name in ran_on)

@@ -77,6 +77,10 @@ Int3 = Tuple[int, int, int]
 # comfortably and each GEMM stays large enough for BLAS to run near peak).
 COLS_CHUNK_BYTES = 4 << 20
 
+# Convolutions whose whole patch matrix is smaller than this run their chunks in the calling
+# thread (LeNet-sized layers: at two threads the hand-offs made a LeNet step slower than at one).
+POOL_MIN_BYTES = 8 << 20
+
 # Depthwise kernels pad the whole batch first when that padded copy is at most this big, else
 # each job pads its own channel (see PatchLayout.use_prefill). Measured: padding up front won
 # at every size tried (up to 38 MB: C=64 32x32 stride 2, B=128, forward 11 -> 8 ms).
@@ -121,11 +125,11 @@ _blas = None            # threadpoolctl handle on the BLAS libraries, created on
 _local = threading.local()
 
 
-def _batch_chunk(n: int, bytes_per_sample: int) -> int:
+def _batch_chunk(n: int, bytes_per_sample: int, workers: int) -> int:
     """Samples per chunk: the patch matrix stays near COLS_CHUNK_BYTES, and there are at least
     as many chunks as workers (when the batch allows)."""
     by_cache = COLS_CHUNK_BYTES // max(1, bytes_per_sample)
-    by_workers = -(-n // max(1, _workers()))
+    by_workers = -(-n // max(1, workers))
     return max(1, min(n, by_cache, by_workers))
 
 
@@ -159,9 +163,11 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
     with BLAS held to one thread each. Results come back in chunk order (so sums of them are
     deterministic)."""
     global _pool
-    nb = _batch_chunk(n, bytes_per_sample)
-    chunks = [(b0, min(n, b0 + nb)) for b0 in range(0, n, nb)]
     workers = _workers()
+    if n * bytes_per_sample < POOL_MIN_BYTES:
+        workers = 1             # small work: thread hand-offs cost more than they save
+    nb = _batch_chunk(n, bytes_per_sample, workers)
+    chunks = [(b0, min(n, b0 + nb)) for b0 in range(0, n, nb)]
     if workers <= 1 or len(chunks) <= 1 or ThreadpoolController is None:
         return [work(b0, b1) for b0, b1 in chunks]
     with _pool_lock:
