@@ -329,6 +329,18 @@ def unfill_planes(buf, box, s3, dst):
                         xrow[w_first + j * s3[2]] = row[w_lo + j]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _nine_taps(planes, tap_plane, tap_offset, span):
+    """The nine shifted views of a 3x3 kernel's taps (planes: (n_planes, plane)); inlined
+    into the callers (a real call returning nine views measured 1.4x slower on 16x16 planes)."""
+    o = tap_offset
+    return (planes[tap_plane[0], o[0]:o[0] + span], planes[tap_plane[1], o[1]:o[1] + span],
+            planes[tap_plane[2], o[2]:o[2] + span], planes[tap_plane[3], o[3]:o[3] + span],
+            planes[tap_plane[4], o[4]:o[4] + span], planes[tap_plane[5], o[5]:o[5] + span],
+            planes[tap_plane[6], o[6]:o[6] + span], planes[tap_plane[7], o[7]:o[7] + span],
+            planes[tap_plane[8], o[8]:o[8] + span])
+
+
 @parallel_kernel(cache=True)
 def depthwise_forward(x5, prefilled, w, box, s3, q3, tap_plane, tap_offset, span, step_d, step_h, bias, y):
     """y (N, C_out, Do, Ho, Wo) = bias + sum over taps of w[co, k] * (shifted plane of x).
@@ -350,18 +362,7 @@ def depthwise_forward(x5, prefilled, w, box, s3, q3, tap_plane, tap_offset, span
         acc = np.empty(span, dtype=x5.dtype)
         for co in range(ci * mult, (ci + 1) * mult):
             if n_k == 9:            # 3x3: all nine taps in one pass, acc written once
-                t0, t1, t2 = tap_offset[0], tap_offset[1], tap_offset[2]
-                t3, t4, t5 = tap_offset[3], tap_offset[4], tap_offset[5]
-                t6, t7, t8 = tap_offset[6], tap_offset[7], tap_offset[8]
-                a0 = planes[tap_plane[0], t0:t0 + span]
-                a1 = planes[tap_plane[1], t1:t1 + span]
-                a2 = planes[tap_plane[2], t2:t2 + span]
-                a3 = planes[tap_plane[3], t3:t3 + span]
-                a4 = planes[tap_plane[4], t4:t4 + span]
-                a5 = planes[tap_plane[5], t5:t5 + span]
-                a6 = planes[tap_plane[6], t6:t6 + span]
-                a7 = planes[tap_plane[7], t7:t7 + span]
-                a8 = planes[tap_plane[8], t8:t8 + span]
+                a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(planes, tap_plane, tap_offset, span)
                 w0, w1, w2, w3, w4 = w[co, 0], w[co, 1], w[co, 2], w[co, 3], w[co, 4]
                 w5, w6, w7, w8 = w[co, 5], w[co, 6], w[co, 7], w[co, 8]
                 for j in range(span):
@@ -457,18 +458,7 @@ def depthwise_weight_grad(x5, g, prefilled, box, s3, q3, tap_plane, tap_offset, 
                             dst[ow] = src[ow]
                 k = 0
                 if n_k == 9:        # 3x3: the nine dot products in one pass over g_flat
-                    c0, c1, c2 = tap_offset[0], tap_offset[1], tap_offset[2]
-                    c3, c4, c5 = tap_offset[3], tap_offset[4], tap_offset[5]
-                    c6, c7, c8 = tap_offset[6], tap_offset[7], tap_offset[8]
-                    a0 = planes[tap_plane[0], c0:c0 + span]
-                    a1 = planes[tap_plane[1], c1:c1 + span]
-                    a2 = planes[tap_plane[2], c2:c2 + span]
-                    a3 = planes[tap_plane[3], c3:c3 + span]
-                    a4 = planes[tap_plane[4], c4:c4 + span]
-                    a5 = planes[tap_plane[5], c5:c5 + span]
-                    a6 = planes[tap_plane[6], c6:c6 + span]
-                    a7 = planes[tap_plane[7], c7:c7 + span]
-                    a8 = planes[tap_plane[8], c8:c8 + span]
+                    a0, a1, a2, a3, a4, a5, a6, a7, a8 = _nine_taps(planes, tap_plane, tap_offset, span)
                     t0, t1, t2, t3, t4, t5, t6, t7, t8 = zero, zero, zero, zero, zero, zero, zero, zero, zero
                     for j in range(span):
                         gv = g_flat[j]
