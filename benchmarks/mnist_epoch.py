@@ -127,52 +127,60 @@ def ours_warmup(train_set: Any, args: argparse.Namespace, steps: int) -> Dict[st
     return {"first_step_s": times[0], "second_step_s": times[1]}
 
 
+def timed_epoch(name: str, model: Any, cross_entropy: Any, optimizer: Any, scheduler: Any, batches: Any,
+                label_smoothing: float) -> Dict[str, Any]:
+    """The demo's training loop body, written once for both libraries (they share the API):
+    ``batches`` yields (inputs, labels) as the library's tensors. Times each phase."""
+    phases = _Phases()
+    batch_labels: List[np.ndarray] = []
+    loss_sum, correct, seen = 0.0, 0, 0
+    t = time.perf_counter()
+    for x, y in batches:
+        t = phases.add("data", t)
+        logits = model(x)
+        loss = cross_entropy(logits, y, label_smoothing=label_smoothing)
+        t = phases.add("forward", t)
+        optimizer.zero_grad()
+        loss.backward()
+        t = phases.add("backward", t)
+        optimizer.step()
+        scheduler.step()
+        t = phases.add("optimizer", t)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"{name}: the training loss became {loss_value} at step {len(batch_labels) + 1}")
+        labels = np.array(y.numpy(), copy=True)
+        loss_sum += loss_value * len(labels)
+        correct += int((logits.detach().numpy().argmax(axis=1) == labels).sum())
+        seen += len(labels)
+        batch_labels.append(labels)
+        t = phases.add("bookkeeping", t)
+    return {"steps": len(batch_labels), "images": seen, "train_loss": loss_sum / max(seen, 1),
+            "train_acc": correct / max(seen, 1), "phases_s": phases.seconds, "_labels": batch_labels}
+
+
 def ours_epoch(train_set: Any, test_set: Any, args: argparse.Namespace, steps: int, seed: int) -> Dict[str, Any]:
     tg.manual_seed(seed)
     model = models.lenet5(num_classes=10)
     initial = {k: np.array(v.numpy(), copy=True) for k, v in model.state_dict().items()}
     optimizer, scheduler = _common.make_optimizer(model, args, steps)
-    phases = _Phases()
-    batch_labels: List[np.ndarray] = []
-    loss_sum, correct, seen = 0.0, 0, 0
     model.train()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         seed=_common.epoch_seed(seed, 0))
     iterator = iter(loader)
     try:
-        t = time.perf_counter()
-        for i, (images, labels) in enumerate(iterator):
-            if i >= steps:
-                break
-            t = phases.add("data", t)
-            logits = model(Tensor(images))
-            loss = F.cross_entropy(logits, Tensor(labels), label_smoothing=args.label_smoothing)
-            t = phases.add("forward", t)
-            optimizer.zero_grad()
-            loss.backward()
-            t = phases.add("backward", t)
-            optimizer.step()
-            scheduler.step()
-            t = phases.add("optimizer", t)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"tinygrad_cnn: the training loss became {loss_value} at step {i + 1}")
-            loss_sum += loss_value * len(labels)
-            correct += int((logits.detach().numpy().argmax(axis=1) == labels).sum())
-            seen += len(labels)
-            batch_labels.append(np.asarray(labels).copy())
-            t = phases.add("bookkeeping", t)
+        batches = ((Tensor(images), Tensor(labels)) for _, (images, labels) in zip(range(steps), iterator))
+        run = timed_epoch("tinygrad_cnn", model, F.cross_entropy, optimizer, scheduler, batches,
+                          args.label_smoothing)
     finally:
         _common._close(iterator)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     start = time.perf_counter()
     test_loss, test_acc, _ = _common.evaluate(model, test_set, args.eval_batch_size)
     eval_s = time.perf_counter() - start
-    return {"epoch_s": wall, "cpu_s": cpu, "steps": len(batch_labels), "images": seen,
-            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-            "test_loss": test_loss, "test_acc": test_acc, "eval_s": eval_s,
-            "phases_s": phases.seconds, "_initial": initial, "_labels": batch_labels}
+    return dict(run, epoch_s=wall, cpu_s=cpu, test_loss=test_loss, test_acc=test_acc, eval_s=eval_s,
+                _initial=initial)
 
 
 def ours_data_only(train_set: Any, args: argparse.Namespace, steps: int, seed: int) -> float:
@@ -268,31 +276,10 @@ def torch_epoch(torch: Any, initial: Dict[str, np.ndarray], batches: Any, test_x
     model = torch_lenet5(torch)
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in initial.items()}, strict=True)
     optimizer, scheduler = torch_optimizer(torch, model, args, steps)
-    phases = _Phases()
-    batch_labels: List[np.ndarray] = []
-    loss_sum, correct, seen = 0.0, 0, 0
     model.train()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    t = time.perf_counter()
-    for x, y in batches:
-        t = phases.add("data", t)
-        logits = model(x)
-        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
-        t = phases.add("forward", t)
-        optimizer.zero_grad()
-        loss.backward()
-        t = phases.add("backward", t)
-        optimizer.step()
-        scheduler.step()
-        t = phases.add("optimizer", t)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"torch: the training loss became {loss_value} at step {len(batch_labels) + 1}")
-        loss_sum += loss_value * len(y)
-        correct += int((logits.detach().argmax(dim=1) == y).sum())
-        seen += len(y)
-        batch_labels.append(y.numpy().copy())
-        t = phases.add("bookkeeping", t)
+    run = timed_epoch("torch", model, torch.nn.functional.cross_entropy, optimizer, scheduler, batches,
+                      args.label_smoothing)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     start = time.perf_counter()
     model.eval()
@@ -305,10 +292,8 @@ def torch_epoch(torch: Any, initial: Dict[str, np.ndarray], batches: Any, test_x
             test_correct += int((logits.argmax(dim=1) == target).sum())
     eval_s = time.perf_counter() - start
     n_test = max(len(test_y), 1)
-    return {"epoch_s": wall, "cpu_s": cpu, "steps": len(batch_labels), "images": seen,
-            "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-            "test_loss": test_loss_sum / n_test, "test_acc": test_correct / n_test, "eval_s": eval_s,
-            "phases_s": phases.seconds, "_labels": batch_labels}
+    return dict(run, epoch_s=wall, cpu_s=cpu, test_loss=test_loss_sum / n_test, test_acc=test_correct / n_test,
+                eval_s=eval_s)
 
 
 # --------------------------------------------------------------------------- report

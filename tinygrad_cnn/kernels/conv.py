@@ -285,48 +285,47 @@ def output_to_gemm(g, span, step_d, step_h, g_t):
 # ----------------------------------------------------------------------------------------------
 
 @njit(nogil=True, cache=True)
-def fill_planes(src, box, s3, buf):
-    """buf (n_planes, Qd, Qh, Qw) = the zero-padded phase planes of src (D, H, W)."""
-    flat = buf.reshape(-1)
+def _copy_planes(img, box, s3, buf, to_planes):
+    """Between one channel's image img (D, H, W) and its phase planes buf (n_planes, Qd, Qh, Qw):
+    to_planes -> buf = the zero-padded planes of img; else img = the plane values of its pixels
+    (every pixel sits in at most one plane position; pixels in none get 0). The two are adjoint."""
+    flat = buf.reshape(-1) if to_planes else img.reshape(-1)
     for j in range(flat.shape[0]):
         flat[j] = 0.0
     for ph in range(buf.shape[0]):
         w_lo, w_hi, w_first = box[ph, 2, 0], box[ph, 2, 1], box[ph, 2, 2]
+        n_w = w_hi - w_lo
         for qd in range(box[ph, 0, 0], box[ph, 0, 1]):
             i_d = box[ph, 0, 2] + (qd - box[ph, 0, 0]) * s3[0]
             for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
                 i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
-                row, xrow = buf[ph, qd, qh], src[i_d, i_h]
+                row, xrow = buf[ph, qd, qh], img[i_d, i_h]
                 if s3[2] == 1:      # contiguous views: the copy vectorises
-                    dst_run, src_run = row[w_lo:w_hi], xrow[w_first:w_first + w_hi - w_lo]
-                    for j in range(w_hi - w_lo):
-                        dst_run[j] = src_run[j]
-                else:
-                    for j in range(w_hi - w_lo):
+                    p_run, x_run = row[w_lo:w_hi], xrow[w_first:w_first + n_w]
+                    if to_planes:
+                        for j in range(n_w):
+                            p_run[j] = x_run[j]
+                    else:
+                        for j in range(n_w):
+                            x_run[j] = p_run[j]
+                elif to_planes:
+                    for j in range(n_w):
                         row[w_lo + j] = xrow[w_first + j * s3[2]]
+                else:
+                    for j in range(n_w):
+                        xrow[w_first + j * s3[2]] = row[w_lo + j]
+
+
+@njit(nogil=True, cache=True)
+def fill_planes(src, box, s3, buf):
+    """buf (n_planes, Qd, Qh, Qw) = the zero-padded phase planes of src (D, H, W)."""
+    _copy_planes(src, box, s3, buf, True)
 
 
 @njit(nogil=True, cache=True)
 def unfill_planes(buf, box, s3, dst):
-    """Adjoint of :func:`fill_planes`: dst (D, H, W) = the plane values of its pixels (every
-    pixel sits in at most one plane position; pixels in none get 0)."""
-    flat = dst.reshape(-1)
-    for j in range(flat.shape[0]):
-        flat[j] = 0.0
-    for ph in range(buf.shape[0]):
-        w_lo, w_hi, w_first = box[ph, 2, 0], box[ph, 2, 1], box[ph, 2, 2]
-        for qd in range(box[ph, 0, 0], box[ph, 0, 1]):
-            i_d = box[ph, 0, 2] + (qd - box[ph, 0, 0]) * s3[0]
-            for qh in range(box[ph, 1, 0], box[ph, 1, 1]):
-                i_h = box[ph, 1, 2] + (qh - box[ph, 1, 0]) * s3[1]
-                row, xrow = buf[ph, qd, qh], dst[i_d, i_h]
-                if s3[2] == 1:
-                    dst_run, src_run = xrow[w_first:w_first + w_hi - w_lo], row[w_lo:w_hi]
-                    for j in range(w_hi - w_lo):
-                        dst_run[j] = src_run[j]
-                else:
-                    for j in range(w_hi - w_lo):
-                        xrow[w_first + j * s3[2]] = row[w_lo + j]
+    """Adjoint of :func:`fill_planes`: dst (D, H, W) = the plane values of its pixels."""
+    _copy_planes(dst, box, s3, buf, False)
 
 
 @njit(nogil=True, cache=True, inline="always")
