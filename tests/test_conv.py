@@ -285,6 +285,31 @@ def test_double_backward_gradient_penalty_vs_torch():
     np.testing.assert_allclose(X.grad.data, Xt.grad.numpy(), atol=1e-10, rtol=1e-8)
 
 
+def test_fused_backward_route_matches_the_recorded_route(monkeypatch):
+    """ConvNd's backward takes one fused kernel for dx and dw when nothing records it, and the
+    two Functions (ConvTransposeNd, ConvWeightGrad) under create_graph=True: same gradients. The
+    forward does not keep the padded input for a backward that fuses (it needs none)."""
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 4, 3, 3))
+    calls = []
+    real = conv_kernels.conv_backward
+    monkeypatch.setattr(conv_kernels, "conv_backward", lambda *a: calls.append(1) or real(*a))
+    grads = []
+    for create_graph in (False, True):
+        X, W = tc.Tensor(x, requires_grad=True), tc.Tensor(w, requires_grad=True)
+        y = F.conv2d(X, W, padding=1)
+        assert y.grad_fn.source is None          # a fused backward needs no padded copy of x
+        gx, gw = grad([(y * y).sum()], [X, W], create_graph=create_graph)
+        grads.append((gx.data, gw.data))
+    assert len(calls) == 1                       # only the unrecorded backward fused
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-12)
+    # a strided conv does not fuse: its forward keeps the padded input for the weight gradient
+    W = tc.Tensor(w, requires_grad=True)
+    y = F.conv2d(tc.Tensor(x, requires_grad=True), W, stride=2, padding=1)
+    assert y.grad_fn.source is not None
+
+
 # ----------------------------------------------------------------------------- errors
 
 def _x(*shape):

@@ -279,6 +279,8 @@ NO_JIT_SCRIPT = textwrap.dedent("""
              padding=(1, 1), dilation=(1, 1), out_size=(6, 6)),
         dict(n=2, c_in=1, c_out=3, groups=1, in_size=(7,), kernel=(3,), stride=(1,),
              padding=(2,), dilation=(1,), out_size=(9,)),
+        dict(n=2, c_in=4, c_out=4, groups=2, in_size=(3, 4, 5), kernel=(2, 2, 3), stride=(1, 1, 1),
+             padding=(1, 0, 1), dilation=(1, 2, 1), out_size=(4, 2, 5)),
         # 3x3 stride 2 in 2-d: the Numba phase splitter; depthwise too (per-channel planes)
         dict(n=2, c_in=2, c_out=3, groups=1, in_size=(7, 6), kernel=(3, 3), stride=(2, 2),
              padding=(1, 1), dilation=(1, 1), out_size=(4, 3)),
@@ -288,6 +290,7 @@ NO_JIT_SCRIPT = textwrap.dedent("""
     if __import__("os").environ.get("PAD_PER_CHANNEL"):
         K.PREFILL_MAX_BYTES = -1    # depthwise: each job pads its own channel
     rng = np.random.default_rng(0)
+    fused = 0
     for cfg in cases:
         x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["in_size"])
         w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"]) + cfg["kernel"])
@@ -299,6 +302,12 @@ NO_JIT_SCRIPT = textwrap.dedent("""
                                    K.conv_input_grad_reference(gy, w, *a, cfg["in_size"]), atol=1e-12)
         np.testing.assert_allclose(K.conv_weight_grad(x, gy, cfg["kernel"], *a),
                                    K.conv_weight_grad_reference(x, gy, cfg["kernel"], *a), atol=1e-12)
+        both = K.conv_backward(x, gy, w, *a)        # the fused backward, where it applies
+        if both is not None:
+            fused += 1
+            np.testing.assert_allclose(both[0], K.conv_input_grad_reference(gy, w, *a, cfg["in_size"]), atol=1e-12)
+            np.testing.assert_allclose(both[1], K.conv_weight_grad_reference(x, gy, cfg["kernel"], *a), atol=1e-12)
+    assert fused >= 2, fused
     print("NO_JIT_OK", len(cases))
 """)
 
@@ -312,7 +321,7 @@ def test_kernels_without_jit(per_channel):
     proc = subprocess.run([sys.executable, "-c", NO_JIT_SCRIPT], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "NO_JIT_OK 11" in proc.stdout
+    assert "NO_JIT_OK 12" in proc.stdout
 
 
 @settings(**SETTINGS)
@@ -372,3 +381,57 @@ def test_small_convolutions_stay_in_the_calling_thread(monkeypatch):
     assert K._run_chunks(8, 100, work) == list(range(8))        # results still in chunk order
     if K.ThreadpoolController is not None:
         assert all(name.startswith("tinygrad_cnn-conv") for name in ran_on)
+
+
+@settings(**SETTINGS)
+@given(conv_configs(path="general"), st.sampled_from([None, 1]))
+def test_fused_backward_matches_the_two_kernels(cfg, stride_one):
+    """conv_backward gives both gradients of every geometry backward_fuses accepts (stride 1,
+    drawn here half of the time) -- the same values as conv_input_grad / conv_weight_grad and
+    the loop references -- and None for every other geometry."""
+    if stride_one:
+        cfg = dict(cfg, stride=(1,) * len(cfg["stride"]))
+    x, w, _, gy = make_arrays(cfg)
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    both = K.conv_backward(x, gy, w, *args)
+    fuses = K.backward_fuses(w.shape, cfg["c_in"], *args)
+    assert (both is not None) == fuses
+    if not fuses:
+        return
+    gx, gw = both
+    np.testing.assert_allclose(gx, K.conv_input_grad(gy, w, *args, cfg["in_size"]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, K.conv_weight_grad(x, gy, cfg["kernel"], *args), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, K.conv_input_grad_reference(gy, w, *args, cfg["in_size"]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, K.conv_weight_grad_reference(x, gy, cfg["kernel"], *args), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("geometry,fuses", [
+    (dict(w=(8, 4, 3, 3), c_in=4, stride=(1, 1), padding=(1, 1)), True),      # the ResNet 3x3
+    (dict(w=(8, 4, 3, 3), c_in=4, stride=(2, 2), padding=(1, 1)), False),     # strided: scatter path
+    (dict(w=(8, 4, 1, 1), c_in=4, stride=(1, 1), padding=(0, 0)), False),     # pointwise path
+    (dict(w=(8, 1, 3, 3), c_in=8, stride=(1, 1), padding=(1, 1), groups=8), False),   # depthwise
+    (dict(w=(12, 4, 3, 3), c_in=4, stride=(1, 1), padding=(1, 1)), False),    # C_out > 2 C_in: scatter
+    (dict(w=(8, 4, 3, 3), c_in=4, stride=(1, 1), padding=(3, 0)), False),     # pad > d(k-1): no gather
+])
+def test_which_geometries_fuse(geometry, fuses):
+    g = geometry.get("groups", 1)
+    assert K.backward_fuses(geometry["w"], geometry["c_in"], geometry["stride"], geometry["padding"],
+                            (1, 1), g) == fuses
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_fused_backward_float32_chunks_and_threads(monkeypatch, workers):
+    """float32, many small chunks on worker threads: the input gradient is bit-for-bit
+    conv_input_grad's (the same GEMM on the same patch matrix) and the weight gradient agrees to
+    float32 rounding (another order of the same products)."""
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 3000)
+    monkeypatch.setattr(K, "NUM_WORKERS", workers)
+    monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 6, 10, 7)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)      # groups = 2
+    gy = rng.standard_normal((9, 8, 10, 7)).astype(np.float32)
+    gx, gw = K.conv_backward(x, gy, w, (1, 1), (1, 1), (1, 1), 2)
+    assert gx.dtype == gw.dtype == np.float32
+    np.testing.assert_array_equal(gx, K.conv_input_grad(gy, w, (1, 1), (1, 1), (1, 1), 2, (10, 7)))
+    np.testing.assert_allclose(gw, K.conv_weight_grad(x, gy, (3, 3), (1, 1), (1, 1), (1, 1), 2), rtol=1e-4, atol=1e-4)

@@ -132,7 +132,7 @@ def _batch_chunk(n: int, bytes_per_sample: int, workers: int) -> int:
     gets the same share: 11 chunks on 2 workers ran 6 against 5."""
     workers = max(1, workers)
     by_cache = max(1, COLS_CHUNK_BYTES // max(1, bytes_per_sample))
-    n_chunks = -(-n // by_cache)
+    n_chunks = max(1, -(-n // by_cache))
     n_chunks = -(-n_chunks // workers) * workers
     return max(1, -(-n // n_chunks))
 
@@ -875,6 +875,72 @@ def conv_weight_grad(x: np.ndarray, grad_out: np.ndarray, kernel_size: Sequence[
     if tall:
         gw = gw.transpose(0, 2, 1)
     return np.ascontiguousarray(gw).reshape(w_shape)
+
+
+def backward_fuses(weight_shape: Sequence[int], c_in: int, stride: Sequence[int], padding: Sequence[int],
+                   dilation: Sequence[int], groups: int) -> bool:
+    """Whether :func:`conv_backward` computes both gradients of this geometry in one pass: the
+    input gradient is a stride-1 gather (a GEMM conv of grad_out with the flipped kernel, as in
+    :func:`conv_input_grad`), not a pointwise or one-channel-per-group conv."""
+    c_out, cin_g = int(weight_shape[0]), int(weight_shape[1])
+    cout_g = c_out // groups
+    k3, s3, p3, d3 = (_as3(weight_shape[2:], 1), _as3(stride, 1), _as3(padding, 0), _as3(dilation, 1))
+    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
+    return (s3 == (1, 1, 1) and min(flipped_pad) >= 0 and k3 != (1, 1, 1) and cin_g > 1 and cout_g > 1
+            and c_out <= 2 * c_in)
+
+
+def conv_backward(x: np.ndarray, grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[int],
+                  padding: Sequence[int], dilation: Sequence[int], groups: int):
+    """Both gradients of :func:`conv_forward` at once: ``(gx, gw)`` as
+    :func:`conv_input_grad` and :func:`conv_weight_grad` give them, or None when
+    :func:`backward_fuses` says no (then call those two).
+
+    The input gradient is a convolution of grad_out with the flipped kernel, so each chunk
+    builds the patch matrix of grad_out, ``cols_g[(co, k'), (b, i)] = g[b, co, i - k*d + p]``
+    (k' = the flipped tap k). The weight gradient is made of the same products:
+    ``gw[co, ci, k] = sum_(b, i) cols_g[(co, k'), (b, i)] * x[b, ci, i]`` -- one more GEMM with
+    x laid out in the gather's column order, and no second patch matrix (of x) at all.
+    """
+    c_in = x.shape[1]
+    if not backward_fuses(weight.shape, c_in, stride, padding, dilation, groups):
+        return None
+    n, c_out = grad_out.shape[:2]
+    cin_g, cout_g = c_in // groups, c_out // groups
+    dtype = np.result_type(x.dtype, grad_out.dtype, weight.dtype)
+    x5 = _as5d(x.astype(dtype, copy=False))
+    g5 = _as5d(grad_out.astype(dtype, copy=False))
+    w5 = _as5d(weight.astype(dtype, copy=False))
+    k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, x.shape[2:], grad_out.shape[2:])
+    n_k = k3[0] * k3[1] * k3[2]
+    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
+    w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)[..., ::-1, ::-1, ::-1]
+    wt_g = np.ascontiguousarray(w_t).reshape(groups, cin_g, cout_g * n_k)
+    layout = patch_layout(o3, k3, (1, 1, 1), flipped_pad, d3, i3)     # the gather over grad_out
+    ck_g = cout_g * n_k
+    gx5 = np.empty((n, c_in) + i3, dtype=dtype)
+    no_bias = np.zeros(c_in, dtype)
+
+    def chunk(b0, b1):
+        m = (b1 - b0) * layout.span
+        cols = _scratch("cols", groups * ck_g, m, dtype)
+        prod = _scratch("prod", c_in, m, dtype)
+        gq = _scratch("xq", b1 - b0, c_out * layout.n_planes * layout.plane_size, dtype)
+        layout.gather(layout.source(g5[b0:b1], out=gq), cols)
+        cols_g = cols.reshape(groups, ck_g, m)
+        np.matmul(wt_g, cols_g, out=prod.reshape(groups, cin_g, m))
+        gemm_to_output(prod, layout.span, layout.step_d, layout.step_h, no_bias, gx5[b0:b1])
+        x_t = _scratch("g_t", c_in, m, dtype)       # x in the gather's columns, 0 in the unused ones
+        output_to_gemm(x5[b0:b1], layout.span, layout.step_d, layout.step_h, x_t)
+        return np.matmul(cols_g, x_t.reshape(groups, cin_g, m).transpose(0, 2, 1))    # (G, CK_g, C_in_g)
+    parts = _run_chunks(n, groups * ck_g * layout.span * x5.itemsize, chunk)
+    acc = np.zeros((groups, ck_g, cin_g), dtype=dtype)
+    for part in parts:          # in chunk order: the same sum whatever the thread timing
+        acc += part
+    # row (co, k') holds flipped tap k' = n_k - 1 - k: reverse the taps, then (C_out, C_in_g, *K)
+    gw = acc.reshape(groups, cout_g, n_k, cin_g)[:, :, ::-1, :].transpose(0, 1, 3, 2)
+    gw = np.ascontiguousarray(gw).reshape((c_out, cin_g) + tuple(int(v) for v in weight.shape[2:]))
+    return gx5.reshape(x.shape[:2] + tuple(x.shape[2:])), gw
 
 
 # ----------------------------------------------------------------------------------------------

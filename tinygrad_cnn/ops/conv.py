@@ -13,7 +13,10 @@ conv is linear in x and in w, so each member's backward is another member:
     ConvWeightGrad:   dx = conv^T(gy, gw')        dgy = conv(x, gw')
 
 Because every backward is written with ``.apply`` of these Functions (Tensor level), second
-derivatives (gradgradcheck, create_graph=True) work through every convolution.
+derivatives (gradgradcheck, create_graph=True) work through every convolution. One shortcut:
+when nothing records the backward (no create_graph) and ConvNd needs both dx and dw, one kernel
+computes the two from one patch matrix of gy (``kernels.conv_backward``); the results are the
+same as the two Functions', and the tests check both routes.
 
 Geometry arguments (all tuples, one entry per spatial dim, already validated by
 ``tinygrad_cnn.nn.functional.conv``): ``stride``, ``padding`` = padding *before* each dim,
@@ -24,8 +27,9 @@ that is exactly PyTorch's (C_in, C_out/groups, *K) layout.
 """
 from __future__ import annotations
 
-from ..engine import Function
+from ..engine import Function, is_grad_enabled
 from ..kernels import conv as kernels
+from ..tensor import Tensor
 
 
 def _channel_sum(g):
@@ -40,8 +44,10 @@ class ConvNd(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, out_size):
         ctx.save_for_backward(x, weight)
         ctx.geometry = (stride, padding, dilation, groups)
-        # the weight gradient reuses the padded input the forward builds (memory for time)
-        keep = ctx.needs_input_grad[1]
+        # the weight gradient reuses the padded input the forward builds (memory for time),
+        # unless the fused backward will compute it from grad_out's patch matrix instead
+        need_x, need_w = ctx.needs_input_grad[:2]
+        keep = need_w and not (need_x and kernels.backward_fuses(weight.shape, x.shape[1], *ctx.geometry))
         out = kernels.conv_forward(x.data, weight.data, None if bias is None else bias.data,
                                    stride, padding, dilation, groups, out_size, keep_source=keep)
         y, ctx.source = out if keep else (out, None)
@@ -52,6 +58,11 @@ class ConvNd(Function):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         source, ctx.source = ctx.source, None      # used once (a second backward rebuilds it)
+        if need_x and need_w and not is_grad_enabled():     # not recorded: the fused kernel
+            both = kernels.conv_backward(x.data, grad_out.data, weight.data, *ctx.geometry)
+            if both is not None:
+                gb = _channel_sum(grad_out) if need_b else None
+                return Tensor(both[0]), Tensor(both[1]), gb, None, None, None, None, None
         gx = ConvTransposeNd.apply(grad_out, weight, None, *ctx.geometry, x.shape[2:]) if need_x else None
         gw = ConvWeightGrad.apply(x, grad_out, weight.shape[2:], *ctx.geometry, source) if need_w else None
         gb = _channel_sum(grad_out) if need_b else None
