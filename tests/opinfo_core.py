@@ -160,6 +160,15 @@ OPINFOS = [
                d(st.integers(1, 3)), d(st.integers(1, 3)), d(st.integers(1, 3)))),
     OpInfo("matmul_vec", {"MatMul", "Reshape"}, lambda a, b: a @ b, lambda a, b: a @ b,
            lambda d: (lambda k: [d(arrays((k,))), d(arrays((k, 2)))])(d(st.integers(1, 4)))),
-    OpInfo("linear", {"MatMul", "Add"}, lambda x, w, b: tc.nn.functional.linear(x, w, b),
-           lambda x, w, b: TF.linear(x, w, b), lambda d: [d(arrays((2, 3))), d(arrays((4, 3))), d(arrays((4,)))]),
+    OpInfo("linear", {"Linear", "MatMul"}, lambda x, w, b: tc.nn.functional.linear(x, w, b),
+           lambda x, w, b: TF.linear(x, w, b),
+           lambda d: (lambda i, o: [d(arrays((d(st.integers(1, 3)), i))), d(arrays((o, i))), d(arrays((o,)))])(
+               d(st.integers(1, 4)), d(st.integers(1, 4)))),
+    # leading batch dims (flattened in backward), 1-d input, no bias, a () bias
+    OpInfo("linear_3d_input", {"Linear", "MatMul"}, lambda x, w, b: tc.nn.functional.linear(x, w, b),
+           lambda x, w, b: TF.linear(x, w, b), lambda d: [d(arrays((2, 3, 4))), d(arrays((2, 4))), d(arrays((2,)))]),
+    OpInfo("linear_1d_input_no_bias", {"Linear", "MatMul"}, lambda x, w: tc.nn.functional.linear(x, w),
+           lambda x, w: TF.linear(x, w), lambda d: [d(arrays((3,))), d(arrays((2, 3)))]),
+    OpInfo("linear_scalar_bias", {"Linear", "MatMul"}, lambda x, w, b: tc.nn.functional.linear(x, w, b),
+           lambda x, w, b: TF.linear(x, w, b), lambda d: [d(arrays((2, 3))), d(arrays((2, 3))), d(arrays(()))]),
 ]

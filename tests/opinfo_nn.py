@@ -111,8 +111,14 @@ OPINFOS = [
            lambda d: [d(arrays((2, 4, 2, 1))), d(arrays((4,), low=0.5, high=1.5)), d(arrays((4,)))],
            gradcheck_atol=1e-4),
     # ------------------------------------------------------------------ losses
-    OpInfo("cross_entropy", {"LogSoftmax", "Gather"},
+    OpInfo("cross_entropy", {"LogSoftmax", "NllLoss", "Mul"},     # the one-node common case
            lambda x, t: F.cross_entropy(x, t), lambda x, t: TF.cross_entropy(x, t), ce_sample),
+    OpInfo("nll_loss_sum", {"NllLoss", "Mul"},
+           lambda x, t: F.nll_loss(x, t, reduction="sum"), lambda x, t: TF.nll_loss(x, t, reduction="sum"), ce_sample),
+    OpInfo("cross_entropy_1d_input", {"LogSoftmax", "Gather"},    # (C,) logits: the general path
+           lambda x, t: F.cross_entropy(x, t), lambda x, t: TF.cross_entropy(x, t),
+           lambda d: (lambda c: [d(arrays((c,))), np.array(d(st.integers(0, c - 1)), dtype=np.int64)])(
+               d(st.integers(2, 4)))),
     OpInfo("cross_entropy_weight_ignore_sum", {"LogSoftmax", "Gather"},
            lambda x, t, w: F.cross_entropy(x, t, weight=w, ignore_index=-100, reduction="sum"),
            lambda x, t, w: TF.cross_entropy(x, t, weight=w, ignore_index=-100, reduction="sum"),

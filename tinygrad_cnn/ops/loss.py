@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..engine import Function
+from ..tensor import Tensor
 
 
 class BinaryCrossEntropy(Function):
@@ -27,3 +28,24 @@ class BinaryCrossEntropy(Function):
         if ctx.needs_input_grad[1]:
             gt = g * ((1.0 - p).log().clamp(min=-100.0) - p.log().clamp(min=-100.0))
         return gp, gt
+
+
+class NllLoss(Function):
+    """``scale * sum_n -x[n, t[n]]`` for log-probabilities x (N, C) and class indices t (N,):
+    nll_loss's common case (no class weights, no ignored target; scale = 1/N for 'mean', 1 for
+    'sum') as one graph node instead of gather, mask, multiply and two sums.
+
+    The gradient is ``-scale`` at (n, t[n]) and 0 elsewhere; backward multiplies the incoming
+    gradient by that constant with a Mul, so it is differentiable again.
+    """
+    @staticmethod
+    def forward(ctx, x, target, scale):
+        ctx.target, ctx.scale, ctx.shape = target, scale, x.shape
+        picked = x.data[np.arange(x.shape[0]), target]
+        return np.asarray(-picked.sum() * scale, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        pick = np.zeros(ctx.shape, dtype=g.dtype)
+        pick[np.arange(ctx.shape[0]), ctx.target] = -ctx.scale
+        return g * Tensor(pick), None, None

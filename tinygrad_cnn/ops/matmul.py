@@ -19,6 +19,36 @@ class MatMul(Function):
         return ga, gb
 
 
+class Linear(Function):
+    """x @ W^T + b for x (..., in), W (out, in), b (out,), () or None: one graph node where
+    matmul + transpose + add would make three (F.linear, nn.Linear).
+
+    Backward: dx = g @ W, dW = g^T @ x and db = the sum of g over the leading dims, with the
+    leading dims of x and g flattened into one -- written with MatMul, so differentiable again.
+    """
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        out = np.matmul(x.data, weight.data.T)
+        if bias is not None:
+            if np.result_type(out, bias.data) == out.dtype:
+                out += bias.data            # out is a fresh array: add in place
+            else:
+                out = out + bias.data
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n_out, n_in = weight.shape
+        g2 = g.reshape(-1, n_out)                       # (M, out), M = product of leading dims
+        gx = MatMul.apply(g2, weight).reshape(x.shape) if need_x else None
+        gw = MatMul.apply(g2.t(), x.reshape(-1, n_in)) if need_w else None
+        gb = g2.sum(0) if need_b else None              # the engine sums a () bias further
+        return gx, gw, gb
+
+
 def matmul(a, b):
     """torch.matmul: 1-D operands are promoted to matrices and the added dim removed after."""
     if a.ndim == 0 or b.ndim == 0:

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ...ops.matmul import Linear
 from ...tensor import Tensor
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softplus", "softmax", "log_softmax",
@@ -81,8 +82,11 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     if bias is not None and bias.shape not in ((weight.shape[0],), ()):
         raise RuntimeError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},) "
                            f"for a weight of shape {tuple(weight.shape)}")
-    out = input.matmul(weight.t())
-    return out + bias if bias is not None else out
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise RuntimeError(f"linear: input of shape {tuple(input.shape)} and weight of shape "
+                           f"{tuple(weight.shape)} cannot be multiplied (the input's last dim must be "
+                           f"in_features = weight.shape[1])")
+    return Linear.apply(input, weight, bias)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
