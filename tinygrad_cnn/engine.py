@@ -113,30 +113,31 @@ class Function:
     def apply(cls, *args: Any) -> Any:
         Tensor = _Tensor
         ctx = Context(cls)
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _GradMode.enabled and any(needs)
+        prev, record = _GradMode.enabled, False
+        if prev:
+            needs = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            record = True in needs
         if not record:     # nothing will call backward: forward need not keep anything for it
             needs = (False,) * len(args)
         ctx.needs_input_grad = needs
-        prev, _GradMode.enabled = _GradMode.enabled, False
+        _GradMode.enabled = False
         try:
             raw = cls.forward(ctx, *args)
         finally:
             _GradMode.enabled = prev
         single = not isinstance(raw, tuple)
-        raws = (raw,) if single else raw
-        outs = [_wrap_output(r) for r in raws]
+        outs = [_wrap_output(raw)] if single else [_wrap_output(r) for r in raw]
         if _Anomaly.enabled:
             _check_finite(cls.__name__, "forward", outs, args)
         if record:
             ctx.edges = [_edge(a) if need else None for a, need in zip(args, needs)]
-            ctx.out_meta = [(o.shape, o.dtype) for o in outs]
+            ctx.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
-                if _is_float(o.dtype):
+                if o.data.dtype.kind == "f":
                     o.requires_grad = True
                     o.grad_fn = ctx
                     o._output_nr = i
-            ctx._pack_saved(raws, outs)
+            ctx._pack_saved((raw,) if single else raw, outs)
             if _Anomaly.enabled:
                 ctx.trace = _user_frame()
         return outs[0] if single else tuple(outs)
@@ -144,10 +145,10 @@ class Function:
 
 def _wrap_output(r: Any) -> Any:
     Tensor = _Tensor
+    if type(r) is np.ndarray:       # the usual case, without Tensor.__init__'s conversions
+        return Tensor._wrap(r)
     if isinstance(r, Tensor):
         return Tensor(r.data)
-    if isinstance(r, np.ndarray):
-        return Tensor(r)
     return Tensor(np.asarray(r))
 
 

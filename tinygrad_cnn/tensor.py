@@ -6,6 +6,7 @@ PyTorch, so ``x.sum(dim=1, keepdim=True)`` means what it means there.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from collections import namedtuple
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -107,6 +108,15 @@ class Tensor:
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, arr: np.ndarray) -> "Tensor":
+        """A Tensor around an ndarray as it is (no conversion, no checks): how ops wrap
+        their outputs."""
+        t = object.__new__(cls)
+        t.data, t.grad, t.grad_fn, t._output_nr, t._version = arr, None, None, 0, 0
+        t.name, t.requires_grad = None, False
+        return t
 
     # ------------------------------------------------------------------ properties
     @property
@@ -532,11 +542,13 @@ class Tensor:
     def reshape(self, *shape: Any) -> "Tensor":
         from .ops.movement import Reshape
         shape = _shape_arg(shape)
-        try:
-            new = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape if -1 in shape else tuple(shape)
-        except ValueError:
-            new = None
-        if new is None or int(np.prod(new)) != self.numel():
+        size = self.data.size
+        new = shape
+        if -1 in shape:                     # one inferred dim: the known ones must divide the size
+            known = math.prod(s for s in shape if s != -1)
+            ok = shape.count(-1) == 1 and known > 0 and size % known == 0
+            new = tuple(size // known if s == -1 else s for s in shape) if ok else None
+        if new is None or min(new, default=0) < 0 or math.prod(new) != size:
             raise RuntimeError(f"shape {tuple(shape)} is invalid for input of size {self.numel()} "
                                f"(shape {self.shape})")
         if new == self.shape:
@@ -565,10 +577,10 @@ class Tensor:
 
     def permute(self, *dims: Any) -> "Tensor":
         from .ops.movement import Permute
-        dims = _shape_arg(dims)
-        if sorted(_dims(d, self.ndim)[0] for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: dims {tuple(dims)} must be a permutation of 0..{self.ndim - 1}")
-        dims = tuple(_dims(d, self.ndim)[0] for d in dims)
+        given = _shape_arg(dims)
+        dims = tuple(_dims(d, self.ndim)[0] for d in given)
+        if sorted(dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {given} must be a permutation of 0..{self.ndim - 1}")
         if dims == tuple(range(self.ndim)):
             return self
         return Permute.apply(self, dims)
@@ -601,12 +613,8 @@ class Tensor:
         if lead < 0:
             raise RuntimeError(f"expand: the number of sizes ({len(sizes)}) must be >= the number "
                                f"of dimensions ({self.ndim})")
-        shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
-        try:
-            np.broadcast_shapes(self.shape, shape)
-            ok = all(self.shape[i - lead] in (1, shape[i]) for i in range(lead, len(shape)))
-        except ValueError:
-            ok = False
+        shape = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+        ok = min(shape, default=0) >= 0 and all(self.shape[i - lead] in (1, shape[i]) for i in range(lead, len(shape)))
         if not ok:
             raise RuntimeError(f"expand: shape {self.shape} cannot be expanded to {tuple(sizes)}")
         if shape == self.shape:
