@@ -45,6 +45,23 @@ def test_parallel_kernel_runs_serial_twin_for_small_work(monkeypatch):
     assert calls == ["serial", "parallel", "serial"]
 
 
+def test_memory_bound_kernels_have_their_own_threshold(monkeypatch):
+    """ReLU / batch-norm passes go parallel only from MEMORY_BOUND_MIN_WORK elements on (their
+    ``min_work``), whatever the default threshold says."""
+    calls = []
+    kernel = E._relu_flat
+    assert kernel.min_work == kernels.MEMORY_BOUND_MIN_WORK > kernels.PARALLEL_MIN_WORK
+    monkeypatch.setattr(kernel, "parallel", lambda *a: calls.append("parallel"))
+    monkeypatch.setattr(kernel, "serial", lambda *a: calls.append("serial"))
+    monkeypatch.setattr(kernels.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 4)
+    x = np.ones(8, np.float32)
+    kernel(x, np.empty_like(x))
+    monkeypatch.setattr(kernel, "min_work", 8)
+    kernel(x, np.empty_like(x))
+    assert calls == ["serial", "parallel"]
+
+
 def test_twins_compute_the_same_and_cache_apart():
     kernel = E._relu_flat
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)

@@ -34,25 +34,27 @@ def _renamed(f, suffix: str):
     return twin
 
 
-# Memory-bound passes (ReLU, batch-norm) gain nothing from a second thread on these machines
-# (one core nearly saturates memory bandwidth; measured 0.8-1.2x), so they go parallel only
-# for very large arrays.
-MEMORY_BOUND_MIN_WORK = 1 << 23
+# Memory-bound passes (ReLU, batch-norm) gain little from a second thread on these machines
+# (one core nearly saturates memory bandwidth), so they go parallel only for large arrays: at
+# 2 threads the MobileNet-style step (batch norms of 4M and 8M elements) 195 -> 176 ms with
+# this threshold; ResNet-20's 0.5-2M-element ones got slower parallel (221 -> 232 ms at 1M).
+MEMORY_BOUND_MIN_WORK = 1 << 22
 
 
 def parallel_kernel(min_work=None, **options):
     """Decorator: ``njit(parallel=True, **options)`` plus its serial twin; each call runs the
     parallel one only when the first argument (the big array) has at least ``min_work``
-    (default ``PARALLEL_MIN_WORK``) elements and Numba has more than one thread."""
+    (default ``PARALLEL_MIN_WORK``) elements and Numba has more than one thread. The threshold is
+    the ``min_work`` attribute of the returned function (tests and benchmarks may change it)."""
     def wrap(f):
         par = numba.njit(parallel=True, **options)(f)
         ser = numba.njit(**options)(_renamed(f, "_serial"))     # prange runs as range
 
         @functools.wraps(f)
         def call(*args):
-            if args[0].size >= (min_work or PARALLEL_MIN_WORK) and numba.get_num_threads() > 1:
+            if args[0].size >= (call.min_work or PARALLEL_MIN_WORK) and numba.get_num_threads() > 1:
                 return call.parallel(*args)
             return call.serial(*args)
-        call.parallel, call.serial = par, ser
+        call.parallel, call.serial, call.min_work = par, ser, min_work
         return call
     return wrap
