@@ -380,7 +380,7 @@ def test_small_convolutions_stay_in_the_calling_thread(monkeypatch):
     monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
     assert K._run_chunks(8, 100, work) == list(range(8))        # results still in chunk order
     if K.ThreadpoolController is not None:
-        assert all(name.startswith("tinygrad_cnn-conv") for name in ran_on)
+        assert all(name.startswith("tinygrad_cnn-worker") for name in ran_on)
 
 
 @settings(**SETTINGS)

@@ -489,8 +489,8 @@ _KERNELS_SCRIPT = textwrap.dedent("""
     print(json.dumps(out))
 """)
 
-# Convolutions that go through a GEMM: the batch is cut into at least one chunk per Numba worker
-# thread (kernels/conv.py, _batch_chunk), each chunk runs its own BLAS GEMM, and the weight
+# Convolutions that go through a GEMM: the batch is cut into chunks, a multiple of the Numba thread
+# count (kernels/conv.py, _batch_chunk), each chunk runs its own BLAS GEMM, and the weight
 # gradient adds the chunks' partial sums. Another thread count means other GEMM widths (OpenBLAS
 # rounds the edge tiles differently) and another grouping of that sum: the last bits change.
 def _thread_dependent(name: str) -> bool:

@@ -42,10 +42,14 @@ How the work is done (see /work/shared/PERFORMANCE.md):
   its own channel in a small buffer. A strided depthwise input gradient runs as a stride-1
   one on the zero-inserted gradient.
 * the input gradient of a stride-1 conv is itself a conv (of grad_out, with the kernel flipped
-  in space and its channel axes swapped), which gathers instead of scattering.
+  in space and its channel axes swapped), which gathers instead of scattering. When both
+  gradients are wanted, :func:`conv_backward` computes the weight gradient from that same
+  patch matrix of grad_out (one GEMM with x in the gather's column order) instead of building
+  a second patch matrix of x.
 
 Threads: the chunks of the batch run concurrently on a small pool of Python threads (as many
-as ``tinygrad_cnn.set_num_threads`` says; each takes every n-th chunk in one task), each doing
+as ``tinygrad_cnn.set_num_threads`` says; the chunk count is a multiple of the thread count,
+and each thread takes every n-th chunk in one task), each doing
 pad -> gather -> single-threaded GEMM -> write-out for its own samples; the
 Numba kernels release the GIL (``nogil``), and so does BLAS. Independent chunks need no
 synchronisation inside a GEMM, so a busy machine slows us down gracefully (multi-threaded
@@ -56,15 +60,13 @@ run one after the other with BLAS's own threads).
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numba
 import numpy as np
 from numba import njit, prange
-from . import parallel_kernel
+from . import blas, parallel_kernel
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -119,10 +121,6 @@ def _as5d(a: np.ndarray) -> np.ndarray:
 # Running the chunks of a batch
 # ----------------------------------------------------------------------------------------------
 
-_pool: Optional[ThreadPoolExecutor] = None
-_pool_pid = [0]         # the process that created _pool
-_pool_lock = threading.Lock()
-_blas = None            # threadpoolctl handle on the BLAS libraries, created on first use
 _local = threading.local()
 
 
@@ -137,56 +135,25 @@ def _batch_chunk(n: int, bytes_per_sample: int, workers: int) -> int:
     return max(1, -(-n // n_chunks))
 
 
-class _BlasSingleThread:
-    """Hold BLAS to one thread while any conv's chunks run (nesting / concurrent callers share
-    one limit, and the last one out restores BLAS's thread count)."""
-    _lock = threading.Lock()
-    _depth = 0
-    _limiter = None
-
-    def __enter__(self):
-        global _blas
-        with self._lock:
-            if _BlasSingleThread._depth == 0:
-                if _blas is None:
-                    _blas = ThreadpoolController().select(user_api="blas")
-                _BlasSingleThread._limiter = _blas.limit(limits=1)
-            _BlasSingleThread._depth += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            _BlasSingleThread._depth -= 1
-            if _BlasSingleThread._depth == 0:
-                _BlasSingleThread._limiter.restore_original_limits()
-                _BlasSingleThread._limiter = None
-        return False
-
-
 def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object]) -> List[object]:
     """``[work(b0, b1) for each chunk]``, the chunks running concurrently on the worker threads
     with BLAS held to one thread each. Results come back in chunk order (so sums of them are
     deterministic)."""
-    global _pool
-    workers = _workers()
+    configured = workers = _workers()
     if n * bytes_per_sample < POOL_MIN_BYTES:
         workers = 1             # small work: thread hand-offs cost more than they save
     nb = _batch_chunk(n, bytes_per_sample, workers)
     chunks = [(b0, min(n, b0 + nb)) for b0 in range(0, n, nb)]
     if workers <= 1 or len(chunks) <= 1 or ThreadpoolController is None:
-        return [work(b0, b1) for b0, b1 in chunks]
-    with _pool_lock:
-        # a new pool when the worker count changed, or in a forked child (whose copy of the
-        # parent's pool has no threads behind it)
-        if _pool is None or _pool._max_workers != workers or _pool_pid[0] != os.getpid():
-            if _pool is not None and _pool_pid[0] == os.getpid():
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinygrad_cnn-conv")
-            _pool_pid[0] = os.getpid()
-        pool = _pool
+        if configured <= 1:
+            return [work(b0, b1) for b0, b1 in chunks]
+        with blas.single_thread():      # BLAS's own threads would fight ours (kernels/blas.py)
+            return [work(b0, b1) for b0, b1 in chunks]
+    pool = blas.worker_pool(workers)
     # one task per worker, each taking every workers-th chunk (a future per chunk cost ~15 us)
     def worker_task(first):
         return [work(*chunks[i]) for i in range(first, len(chunks), workers)]
-    with _BlasSingleThread():
+    with blas.single_thread():
         per_worker = list(pool.map(worker_task, range(workers)))
     return [per_worker[i % workers][i // workers] for i in range(len(chunks))]
 

@@ -1,7 +1,9 @@
-"""Matrix product with PyTorch's rules for 1-D operands and batch broadcasting (BLAS does the work)."""
+"""Matrix product with PyTorch's rules for 1-D operands and batch broadcasting, and the linear
+layer. BLAS does the work, on the library's threads (kernels/blas.py)."""
 import numpy as np
 
 from ..engine import Function
+from ..kernels import blas
 
 
 class MatMul(Function):
@@ -9,7 +11,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a.data, b.data)
+        return blas.matmul(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
@@ -29,7 +31,7 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        out = np.matmul(x.data, weight.data.T)
+        out = blas.matmul(x.data, weight.data.T)
         if bias is not None:
             if np.result_type(out, bias.data) == out.dtype:
                 out += bias.data            # out is a fresh array: add in place
