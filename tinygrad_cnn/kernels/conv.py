@@ -149,12 +149,14 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
             return [work(b0, b1) for b0, b1 in chunks]
         with blas.single_thread():      # BLAS's own threads would fight ours (kernels/blas.py)
             return [work(b0, b1) for b0, b1 in chunks]
-    pool = blas.worker_pool(workers)
-    # one task per worker, each taking every workers-th chunk (a future per chunk cost ~15 us)
+    # one task per thread, each taking every workers-th chunk (a future per chunk cost ~15 us);
+    # the calling thread takes the last share itself
     def worker_task(first):
         return [work(*chunks[i]) for i in range(first, len(chunks), workers)]
     with blas.single_thread():
-        per_worker = list(pool.map(worker_task, range(workers)))
+        futures = [blas.worker_pool(workers - 1).submit(worker_task, i) for i in range(workers - 1)]
+        mine = worker_task(workers - 1)
+        per_worker = [f.result() for f in futures] + [mine]
     return [per_worker[i % workers][i // workers] for i in range(len(chunks))]
 
 
