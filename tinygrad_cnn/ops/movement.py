@@ -25,7 +25,7 @@ class Reshape(Function):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
-        ctx.inverse = tuple(np.argsort(dims))
+        ctx.inverse = tuple(sorted(range(len(dims)), key=dims.__getitem__))   # (np.argsort: 5 us)
         return x.data.transpose(dims)
 
     @staticmethod
