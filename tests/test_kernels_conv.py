@@ -439,3 +439,19 @@ def test_fused_backward_float32_chunks_and_threads(monkeypatch, workers):
     assert gx.dtype == gw.dtype == np.float32
     np.testing.assert_array_equal(gx, K.conv_input_grad(gy, w, (1, 1), (1, 1), (1, 1), 2, (10, 7)))
     np.testing.assert_allclose(gw, K.conv_weight_grad(x, gy, (3, 3), (1, 1), (1, 1), (1, 1), 2), rtol=1e-4, atol=1e-4)
+
+
+def test_parallel_depthwise_kernels_pad_per_channel(monkeypatch):
+    """Depthwise kernels that will run on several threads pad each channel inside their jobs
+    (the padded batch would cross main memory twice); one thread, or work too small for the
+    parallel twin, pads the batch up front (up to PREFILL_MAX_BYTES)."""
+    import tinygrad_cnn.kernels as kernels
+    layout = K.patch_layout((1, 8, 8), (1, 3, 3), (1, 1, 1), (0, 1, 1), (1, 1, 1), (1, 8, 8))
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 4 * 3 * 64)
+    monkeypatch.setattr(K.numba, "get_num_threads", lambda: 1)
+    assert layout.use_prefill(4, 3, 4)
+    monkeypatch.setattr(K.numba, "get_num_threads", lambda: 2)
+    assert not layout.use_prefill(4, 3, 4)          # 4 * 3 * 64 elements: the parallel twin runs
+    assert layout.use_prefill(2, 3, 4)              # half of it: serial, padded up front
+    monkeypatch.setattr(K, "PREFILL_MAX_BYTES", 0)
+    assert not layout.use_prefill(2, 3, 4)          # and never beyond PREFILL_MAX_BYTES
