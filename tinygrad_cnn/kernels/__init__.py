@@ -35,9 +35,9 @@ def _renamed(f, suffix: str):
 
 
 # Memory-bound passes (ReLU, batch-norm) gain little from a second thread on these machines
-# (one core nearly saturates memory bandwidth), so they go parallel only for large arrays: at
-# 2 threads the MobileNet-style step (batch norms of 4M and 8M elements) 195 -> 176 ms with
-# this threshold; ResNet-20's 0.5-2M-element ones got slower parallel (221 -> 232 ms at 1M).
+# (one core nearly saturates main-memory bandwidth), so they go parallel only for large
+# arrays: at 2 threads the MobileNet-style step (batch norms of 4M and 8M elements) 3-10%
+# faster with this threshold; ResNet-20's 0.5-2M-element ones got slower parallel.
 MEMORY_BOUND_MIN_WORK = 1 << 22
 
 

@@ -47,15 +47,16 @@ How the work is done (see /work/shared/PERFORMANCE.md):
   patch matrix of grad_out (one GEMM with x in the gather's column order) instead of building
   a second patch matrix of x.
 
-Threads: the chunks of the batch run concurrently on a small pool of Python threads (as many
-as ``tinygrad_cnn.set_num_threads`` says; the chunk count is a multiple of the thread count,
-and each thread takes every n-th chunk in one task), each doing
-pad -> gather -> single-threaded GEMM -> write-out for its own samples; the
-Numba kernels release the GIL (``nogil``), and so does BLAS. Independent chunks need no
+Threads: the chunks of the batch run concurrently on the calling thread and a small pool of
+Python threads (as many threads in all as ``tinygrad_cnn.set_num_threads`` says; the chunk
+count is a multiple of the thread count, and each thread takes every n-th chunk in one task),
+each doing pad -> gather -> single-threaded GEMM -> write-out for its own samples; the Numba
+kernels release the GIL (``nogil``), and so does BLAS. Independent chunks need no
 synchronisation inside a GEMM, so a busy machine slows us down gracefully (multi-threaded
-OpenBLAS, whose threads wait for each other at every block, degraded 10-100x there).
-BLAS is held to one thread while the chunks run (via threadpoolctl; without it, the chunks
-run one after the other with BLAS's own threads).
+OpenBLAS, whose threads wait for each other at every block, degraded 10-100x there). BLAS is
+held to one thread while the chunks run, and also for small convs run in the calling thread
+(``kernels/blas.py``; without threadpoolctl the chunks run one after the other with BLAS's
+own threads).
 """
 from __future__ import annotations
 
