@@ -44,6 +44,31 @@ def test_linear_matches_torch(bias):
         ours(tc.ones(2, 4))
 
 
+@pytest.mark.parametrize("x_shape,w_shape,bias,pattern", [
+    ((3, 5), (2, 4), False, r"linear: input of shape \(3, 5\) and weight of shape \(2, 4\) cannot be multiplied"),
+    ((2, 3), (2, 3, 4), False, r"weight of shape \(2, 3, 4\)"),
+    ((3, 4), (4,), True, r"weight of shape \(4,\).*weight.shape\[1\]"),   # torch: "mat2 must be a matrix"
+])
+def test_functional_linear_errors_name_the_shapes(x_shape, w_shape, bias, pattern):
+    b = tc.tensor(1.0) if bias else None
+    with pytest.raises(RuntimeError, match=pattern):
+        F.linear(tc.ones(*x_shape), tc.ones(*w_shape), b)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.linear(torch.ones(*x_shape), torch.ones(*w_shape), torch.tensor(1.0) if bias else None)
+
+
+def test_functional_linear_with_a_1d_weight_is_a_dot_product():
+    """As torch: weight (in,) without bias gives x @ w (the out_features dim dropped)."""
+    x, w = RNG.standard_normal((3, 4)), RNG.standard_normal(4)
+    X, W = tc.tensor(x, requires_grad=True), tc.tensor(w, requires_grad=True)
+    y = F.linear(X, W)
+    yt = torch.nn.functional.linear(torch.tensor(x), torch.tensor(w))
+    assert y.shape == tuple(yt.shape) == (3,)
+    np.testing.assert_allclose(y.data, yt.numpy(), rtol=1e-12)
+    y.sum().backward()
+    np.testing.assert_allclose(W.grad.data, x.sum(0), rtol=1e-12)
+
+
 def test_linear_default_init_bounds_as_torch():
     tc.manual_seed(0)
     lin = nn.Linear(400, 300)

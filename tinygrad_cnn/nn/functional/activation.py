@@ -82,6 +82,8 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     if bias is not None and bias.shape not in ((weight.shape[0],), ()):
         raise RuntimeError(f"linear: bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},) "
                            f"for a weight of shape {tuple(weight.shape)}")
+    if weight.ndim == 1 and bias is None:       # as torch: a 1-d weight without bias is x @ w
+        return input.matmul(weight)
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise RuntimeError(f"linear: input of shape {tuple(input.shape)} and weight of shape "
                            f"{tuple(weight.shape)} cannot be multiplied (the input's last dim must be "
