@@ -113,6 +113,9 @@ OPINFOS = [
     # ------------------------------------------------------------------ losses
     OpInfo("cross_entropy", {"LogSoftmax", "NllLoss", "Mul"},     # the one-node common case
            lambda x, t: F.cross_entropy(x, t), lambda x, t: TF.cross_entropy(x, t), ce_sample),
+    OpInfo("cross_entropy_nd", {"LogSoftmax", "NllLoss", "Mul"},     # segmentation maps, one node too
+           lambda x, t: F.cross_entropy(x, t), lambda x, t: TF.cross_entropy(x, t),
+           lambda d: ce_sample(d, spatial=True)),
     OpInfo("nll_loss_sum", {"NllLoss", "Mul"},
            lambda x, t: F.nll_loss(x, t, reduction="sum"), lambda x, t: TF.nll_loss(x, t, reduction="sum"), ce_sample),
     OpInfo("cross_entropy_1d_input", {"LogSoftmax", "Gather"},    # (C,) logits: the general path

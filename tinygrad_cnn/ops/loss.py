@@ -31,21 +31,22 @@ class BinaryCrossEntropy(Function):
 
 
 class NllLoss(Function):
-    """``scale * sum_n -x[n, t[n]]`` for log-probabilities x (N, C) and class indices t (N,):
-    nll_loss's common case (no class weights, no ignored target; scale = 1/N for 'mean', 1 for
-    'sum') as one graph node instead of gather, mask, multiply and two sums.
+    """``scale * sum -x[n, t[n, ...], ...]`` for log-probabilities x (N, C, *S) and class
+    indices t (N, *S): nll_loss's common case (no class weights, no ignored target; scale =
+    1/(N*prod(S)) for 'mean', 1 for 'sum') as one graph node instead of gather, mask, multiply
+    and two sums.
 
-    The gradient is ``-scale`` at (n, t[n]) and 0 elsewhere; backward multiplies the incoming
-    gradient by that constant with a Mul, so it is differentiable again.
+    The gradient is ``-scale`` at each picked entry and 0 elsewhere; backward multiplies the
+    incoming gradient by that constant with a Mul, so it is differentiable again.
     """
     @staticmethod
     def forward(ctx, x, target, scale):
-        ctx.target, ctx.scale, ctx.shape = target, scale, x.shape
-        picked = x.data[np.arange(x.shape[0]), target]
+        ctx.index, ctx.scale, ctx.shape = np.expand_dims(target, 1), scale, x.shape
+        picked = np.take_along_axis(x.data, ctx.index, axis=1)
         return np.asarray(-picked.sum() * scale, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, g):
         pick = np.zeros(ctx.shape, dtype=g.dtype)
-        pick[np.arange(ctx.shape[0]), ctx.target] = -ctx.scale
+        np.put_along_axis(pick, ctx.index, -ctx.scale, axis=1)
         return g * Tensor(pick), None, None

@@ -87,9 +87,9 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, siz
     t = _class_targets(input, target, ignore_index, "nll_loss")
     c = input.shape[0] if input.ndim == 1 else input.shape[1]
     _check_weight(weight, c, "nll_loss")
-    if (weight is None and input.ndim == 2 and input.dtype.kind == "f" and reduction != "none"
-            and t.shape[0] > 0 and not (t == ignore_index).any()):     # the common case: one node
-        return NllLoss.apply(input, t, 1.0 / t.shape[0] if reduction == "mean" else 1.0)
+    if (weight is None and input.ndim >= 2 and input.dtype.kind == "f" and reduction != "none"
+            and t.size > 0 and not (t == ignore_index).any()):     # the common case: one node
+        return NllLoss.apply(input, t, 1.0 / t.size if reduction == "mean" else 1.0)
     x = input.unsqueeze(0) if input.ndim == 1 else input
     tb = t.reshape((1,) + t.shape) if input.ndim == 1 else t
     valid = tb != ignore_index
