@@ -455,3 +455,25 @@ def test_parallel_depthwise_kernels_pad_per_channel(monkeypatch):
     assert layout.use_prefill(2, 3, 4)              # half of it: serial, padded up front
     monkeypatch.setattr(K, "PREFILL_MAX_BYTES", 0)
     assert not layout.use_prefill(2, 3, 4)          # and never beyond PREFILL_MAX_BYTES
+
+
+def test_an_error_in_the_callers_chunk_waits_for_the_other_threads(monkeypatch):
+    """When the calling thread's share of the chunks raises, the worker threads' shares finish
+    before the error propagates (nothing keeps writing into the caller's arrays afterwards)."""
+    import time
+    monkeypatch.setattr(K, "NUM_WORKERS", 2)
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 100)
+    monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
+    caller = threading.current_thread().name
+    finished = []
+
+    def work(b0, b1):
+        if threading.current_thread().name == caller:
+            raise ValueError("chunk failed")
+        time.sleep(0.05)
+        finished.append(b0)
+        return b0
+    with pytest.raises(ValueError, match="chunk failed"):
+        K._run_chunks(4, 100, work)
+    if K.ThreadpoolController is not None:
+        assert sorted(finished) == [0, 2]       # the worker's chunks (every second one) are done

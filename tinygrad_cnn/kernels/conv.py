@@ -156,7 +156,12 @@ def _run_chunks(n: int, bytes_per_sample: int, work: Callable[[int, int], object
         return [work(*chunks[i]) for i in range(first, len(chunks), workers)]
     with blas.single_thread():
         futures = [blas.worker_pool(workers - 1).submit(worker_task, i) for i in range(workers - 1)]
-        mine = worker_task(workers - 1)
+        try:
+            mine = worker_task(workers - 1)
+        except BaseException:
+            for f in futures:       # let the other shares finish before the error leaves
+                f.exception()
+            raise
         per_worker = [f.result() for f in futures] + [mine]
     return [per_worker[i % workers][i // workers] for i in range(len(chunks))]
 
