@@ -736,6 +736,27 @@ def conv_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray],
     return (y5.reshape(out_shape), kept) if keep_source else y5.reshape(out_shape)
 
 
+def _flipped_pad(k3: Int3, d3: Int3, p3: Int3) -> Int3:
+    """Padding of the stride-1 input gradient written as a conv of grad_out (flipped kernel)."""
+    return tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
+
+
+def _input_grad_gathers(k3: Int3, s3: Int3, p3: Int3, d3: Int3, c_in: int, c_out: int, groups: int) -> bool:
+    """Whether :func:`conv_input_grad` runs as a conv of grad_out with the flipped kernel: with
+    stride 1 the transpose of a conv is such a conv, and gathering C_out*K patch rows is cheaper
+    than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in."""
+    cheaper = (c_out <= 2 * c_in) if c_in // groups > 1 else c_out // groups == 1
+    return s3 == (1, 1, 1) and min(_flipped_pad(k3, d3, p3)) >= 0 and cheaper
+
+
+def _flipped_weight(w5: np.ndarray, groups: int, k3: Int3) -> np.ndarray:
+    """The kernel of that conv: flipped in space, channel axes swapped per group ->
+    (C_in, C_out/groups, *K)."""
+    c_out, cin_g = w5.shape[:2]
+    w_t = w5.reshape((groups, c_out // groups, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
+    return w_t[..., ::-1, ::-1, ::-1].reshape((groups * cin_g, c_out // groups) + k3)
+
+
 def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[int],
                     padding: Sequence[int], dilation: Sequence[int], groups: int,
                     in_size: Sequence[int]) -> np.ndarray:
@@ -753,16 +774,9 @@ def conv_input_grad(grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[i
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, in_size, grad_out.shape[2:])
     in_shape = (n, c_in) + tuple(int(v) for v in in_size)
 
-    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
-    gather_is_cheaper = (c_out <= 2 * c_in) if cin_g > 1 else cout_g == 1
-    if s3 == (1, 1, 1) and min(flipped_pad) >= 0 and gather_is_cheaper:
-        # With stride 1 the transpose of a conv is a conv of grad_out with the kernel flipped
-        # in space and its channel axes swapped (per group). Gathering C_out*K patch rows is
-        # cheaper than scattering C_in*K rows back (a read-modify-write) unless C_out >> C_in.
-        # (A pointwise conv lands in the pointwise path of conv_forward: a matmul with w^T.)
-        w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)
-        w_t = w_t[..., ::-1, ::-1, ::-1].reshape((c_in, cout_g) + k3)
-        gx = conv_forward(g5, w_t, None, s3, flipped_pad, d3, groups, i3)
+    if _input_grad_gathers(k3, s3, p3, d3, c_in, c_out, groups):
+        # (a pointwise conv lands in the pointwise path of conv_forward: a matmul with w^T)
+        gx = conv_forward(g5, _flipped_weight(w5, groups, k3), None, s3, _flipped_pad(k3, d3, p3), d3, groups, i3)
         return gx.reshape(in_shape)
 
     if cin_g == 1 and s3 != (1, 1, 1) and DEPTHWISE_DENSE:
@@ -865,11 +879,9 @@ def backward_fuses(weight_shape: Sequence[int], c_in: int, stride: Sequence[int]
     input gradient is a stride-1 gather (a GEMM conv of grad_out with the flipped kernel, as in
     :func:`conv_input_grad`), not a pointwise or one-channel-per-group conv."""
     c_out, cin_g = int(weight_shape[0]), int(weight_shape[1])
-    cout_g = c_out // groups
     k3, s3, p3, d3 = (_as3(weight_shape[2:], 1), _as3(stride, 1), _as3(padding, 0), _as3(dilation, 1))
-    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
-    return (s3 == (1, 1, 1) and min(flipped_pad) >= 0 and k3 != (1, 1, 1) and cin_g > 1 and cout_g > 1
-            and c_out <= 2 * c_in)
+    return (_input_grad_gathers(k3, s3, p3, d3, c_in, c_out, groups) and k3 != (1, 1, 1)
+            and cin_g > 1 and c_out // groups > 1)
 
 
 def conv_backward(x: np.ndarray, grad_out: np.ndarray, weight: np.ndarray, stride: Sequence[int],
@@ -895,10 +907,8 @@ def conv_backward(x: np.ndarray, grad_out: np.ndarray, weight: np.ndarray, strid
     w5 = _as5d(weight.astype(dtype, copy=False))
     k3, s3, p3, d3, i3, o3 = _geometry(weight.shape, stride, padding, dilation, x.shape[2:], grad_out.shape[2:])
     n_k = k3[0] * k3[1] * k3[2]
-    flipped_pad = tuple(d * (k - 1) - p for k, d, p in zip(k3, d3, p3))
-    w_t = w5.reshape((groups, cout_g, cin_g) + k3).transpose(0, 2, 1, 3, 4, 5)[..., ::-1, ::-1, ::-1]
-    wt_g = np.ascontiguousarray(w_t).reshape(groups, cin_g, cout_g * n_k)
-    layout = patch_layout(o3, k3, (1, 1, 1), flipped_pad, d3, i3)     # the gather over grad_out
+    wt_g = _flipped_weight(w5, groups, k3).reshape(groups, cin_g, cout_g * n_k)
+    layout = patch_layout(o3, k3, (1, 1, 1), _flipped_pad(k3, d3, p3), d3, i3)     # the gather over grad_out
     ck_g = cout_g * n_k
     gx5 = np.empty((n, c_in) + i3, dtype=dtype)
     no_bias = np.zeros(c_in, dtype)
