@@ -213,6 +213,58 @@ def test_patch_layout_gathers_the_definition(k3, s3, d3, expect_planes):
             np.testing.assert_array_equal(back, layout.finish(q).reshape((2, 2) + in3)[b, c])
 
 
+@settings(**SETTINGS)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 3), st.integers(1, 2), st.integers(0, 3), st.integers(-2, 3)),
+                min_size=3, max_size=3),
+       st.integers(1, 2), st.integers(0, 2 ** 31))
+def test_wrapped_layout_gathers_the_definition(dims, n, seed):
+    """The stride-1 GEMM layout (rows not padded, wrapped reads zeroed): every patch-matrix
+    entry at a real output column is the input pixel the definition reads (0 in the padding),
+    for any size, kernel, dilation, padding before and after (also output wider than the
+    input); gather/scatter and source/finish are adjoint pairs, as in the padded layout."""
+    in3, k3, d3, p3 = (tuple(t[i] for t in dims) for i in range(4))
+    o3 = tuple(i + p + pa - d * (k - 1) for i, k, d, p, (*_, pa) in zip(in3, k3, d3, p3, dims))
+    assume(min(o3) >= 1)
+    layout = K.patch_layout(in3, k3, (1, 1, 1), p3, d3, o3, wrap=True)
+    assert isinstance(layout, K.WrappedLayout)
+    n_k, c = int(np.prod(k3)), 2
+    rng = np.random.default_rng(seed)
+    x5 = rng.standard_normal((n, c) + in3)
+    cols = np.full((c * n_k, n * layout.span + 3), np.nan)       # + 3: a wider scratch row
+    layout.gather(layout.source(x5), cols)
+    for ch in range(c):
+        for k, tap in enumerate(np.ndindex(*k3)):
+            for b in range(n):
+                for o in np.ndindex(*o3):
+                    col = b * layout.span + o[0] * layout.step_d + o[1] * layout.step_h + o[2]
+                    i = [oi + ki * d - p for oi, ki, d, p in zip(o, tap, d3, p3)]
+                    inside = all(0 <= v < size for v, size in zip(i, in3))
+                    assert cols[ch * n_k + k, col] == (x5[(b, ch) + tuple(i)] if inside else 0.0)
+    assert not np.isnan(cols[:, :n * layout.span]).any()
+    a = rng.standard_normal((c * n_k, n * layout.span))
+    dxq = np.zeros(layout.source(x5).shape)
+    layout.scatter(a.copy(), dxq)
+    gathered = np.empty_like(a)
+    layout.gather(layout.source(x5), gathered)
+    assert np.isclose(np.vdot(gathered, a), np.vdot(x5, layout.finish(dxq)))
+    q = rng.standard_normal(layout.source(x5).shape)
+    assert np.isclose(np.vdot(layout.source(x5), q), np.vdot(x5, layout.finish(q)))
+
+
+def test_gemm_scratch_rows_avoid_4k_aliasing():
+    """GEMM scratch rows are whole 64-byte lines, an odd number of them (a 4 KB multiple put
+    every row of a BLAS panel in one cache set), and the grouped views are views."""
+    for cols, itemsize in [(1024, 4), (3072, 4), (1, 4), (100, 8), (16, 4)]:
+        pitch = K._pitch(cols, itemsize)
+        assert pitch >= cols and pitch * itemsize % 64 == 0 and (pitch * itemsize // 64) % 2 == 1
+    buf = K._gemm_scratch("test", 6, 1024, np.float32)
+    assert buf.flags.c_contiguous and buf.shape == (6, K._pitch(1024, 4))
+    view = K._grouped(buf, 2, 1024)
+    assert view.shape == (2, 3, 1024) and np.shares_memory(view, buf)
+    view[1, 2, 5] = 7.0
+    assert buf[5, 5] == 7.0
+
+
 def test_non_contiguous_inputs():
     cfg = dict(n=2, c_in=3, c_out=4, groups=1, in_size=(6, 5), kernel=(3, 3),
                stride=(1, 2), padding=(1, 0), dilation=(1, 1), out_size=(6, 2))
@@ -356,7 +408,8 @@ def test_forward_keeps_the_padded_source_for_the_weight_gradient(stride, padding
     y, source = K.conv_forward(x, w, None, stride, padding, (1, 1), 1, out, keep_source=True)
     np.testing.assert_array_equal(y, K.conv_forward(x, w, None, stride, padding, (1, 1), 1, out))
     assert source is not None
-    layout = K.patch_layout((1, 9, 8), (1, 3, 3), (1,) + stride, (0,) + padding, (1, 1, 1), (1,) + out)
+    layout = K.patch_layout((1, 9, 8), (1, 3, 3), (1,) + stride, (0,) + padding, (1, 1, 1), (1,) + out, wrap=True)
+    assert isinstance(layout, K.WrappedLayout) == (stride == (1, 1))
     np.testing.assert_array_equal(source, layout.source(x[:, :, None]))
     gy = rng.standard_normal((5, 4) + out).astype(np.float32)
     np.testing.assert_array_equal(K.conv_weight_grad(x, gy, (3, 3), stride, padding, (1, 1), 1, source=source),
