@@ -1,23 +1,82 @@
 """Numba kernels (numpy arrays and ints in, arrays out); see ARCHITECTURE.md.
 
-Threading: parallel kernels alternate with OpenBLAS calls in every training step. Numba's
-default OpenMP layer keeps its threads spinning after each parallel loop, which starves
-OpenBLAS's threads on a small machine (measured 10-50x slowdowns on 2 cores). The
-``workqueue`` layer parks idle threads instead, so it is chosen here unless the user picked a
-layer with ``NUMBA_THREADING_LAYER`` (it must be set before the first parallel kernel runs).
-Caveat of workqueue: parallel kernels must not be launched from several Python threads at once.
+Threading layer. Parallel kernels alternate with BLAS calls and with the conv chunks on our own
+Python threads in every training step, so the layer's idle threads must give their core back
+quickly, and a launch must be cheap. Measured on the 2-core VMs (one tiny parallel loop):
+
+    layer                          launch, threads busy   after 2 ms idle   after 10 ms idle
+    workqueue                      136 us                 114 us            169 us
+    tbb (Intel oneTBB)             1.4 us                  12 us             13 us
+    omp, passive (no spinning)      50 us                  52 us            112 us
+    omp, libgomp's default spin    1.3 us                 2.9 us             40 us
+
+The library prefers TBB (the ``tbb`` wheel is a dependency on x86-64; its library is loaded from
+the wheel here, as a pip install does not put it on the loader's path), then workqueue. At 2
+threads TBB took the ResNet-20 step from 214 to 186-193 ms and the MobileNet-style one from
+148-176 to 155-160 ms (each in its own process, two rounds). OpenMP is not chosen by default:
+GNU OpenMP is one library per process, shared with PyTorch's (whichever is imported first sets
+the spin policy for both), its default spinning takes the core that BLAS or a conv chunk wants
+next (10-50x slowdowns seen in session 1), and it is not fork-safe. A user's choice wins:
+``NUMBA_THREADING_LAYER`` / ``NUMBA_THREADING_LAYER_PRIORITY`` are left alone.
+
+If the user does pick GNU OpenMP: a process forked after its threads started must not start a
+parallel loop (Numba terminates it), so in such a child every kernel runs its serial twin
+(``os.register_at_fork``); results are the same, as the kernels do not depend on the thread count.
 """
+import ctypes
 import os
 
 import numba
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+FORKED_AFTER_OMP = False      # True in a child forked after GNU OpenMP's threads started
+
+
+def _load_tbb() -> bool:
+    """Load libtbb from the ``tbb`` wheel (so that Numba's TBB layer finds it); False if absent."""
+    try:
+        from importlib import metadata
+        files = metadata.files("tbb") or []
+    except Exception:           # not installed (or no metadata)
+        return False
+    for f in files:
+        if f.name in ("libtbb.so.12", "libtbb.12.dylib", "tbb12.dll"):
+            try:
+                ctypes.CDLL(str(f.locate()), mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+                return True
+            except OSError:
+                return False
+    return False
+
+
+def _start_threading_layer() -> None:
+    if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
+        return
+    _load_tbb()
+    numba.config.THREADING_LAYER = "default"
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
+
+
+def _after_fork_in_child() -> None:
+    global FORKED_AFTER_OMP
+    try:
+        FORKED_AFTER_OMP = numba.threading_layer() == "omp"
+    except ValueError:                  # no layer started in the parent: the child may start one
+        pass
+
+
+_start_threading_layer()
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parallel_threads() -> int:
+    """How many threads the parallel kernels use now (1 in a child forked after OpenMP started)."""
+    return 1 if FORKED_AFTER_OMP else numba.get_num_threads()
+
 
 # ------------------------------------------------------------------------------------------
-# Small work runs serially. Launching a parallel loop costs ~35 us with the workqueue layer
-# (even with one thread), more than a whole small kernel: a LeNet-sized ReLU backward takes
-# 40 us. So every parallel kernel has a serial twin, compiled from the same Python function;
+# Small work runs serially. Launching a parallel loop costs 12-20 us with TBB's threads asleep
+# (~135 us with workqueue), comparable to a whole small kernel: a LeNet-sized ReLU backward
+# takes 40 us. So every parallel kernel has a serial twin, compiled from the same Python function;
 # ``parallel_kernel`` chooses between them per call by the amount of work.
 # ------------------------------------------------------------------------------------------
 import functools  # noqa: E402
@@ -34,11 +93,11 @@ def _renamed(f, suffix: str):
     return twin
 
 
-# Memory-bound passes (ReLU, batch-norm) gain little from a second thread on these machines
-# (one core nearly saturates main-memory bandwidth), so they go parallel only for large
-# arrays: at 2 threads the MobileNet-style step (batch norms of 4M and 8M elements) 3-10%
-# faster with this threshold; ResNet-20's 0.5-2M-element ones got slower parallel.
-MEMORY_BOUND_MIN_WORK = 1 << 22
+# Memory-bound passes (ReLU, batch-norm) have their own threshold. With workqueue's costly
+# launches it was 4M elements; with passive OpenMP, ResNet-20's 1M- and 2M-element passes gain
+# from the second thread too (step at 2 threads 201 -> 194 ms, 191 -> 183 ms in two A/B runs;
+# 512K elements: no better), the MobileNet-style step is unchanged.
+MEMORY_BOUND_MIN_WORK = 1 << 20
 
 
 def parallel_kernel(min_work=None, **options):
@@ -52,7 +111,7 @@ def parallel_kernel(min_work=None, **options):
 
         @functools.wraps(f)
         def call(*args):
-            if args[0].size >= (call.min_work or PARALLEL_MIN_WORK) and numba.get_num_threads() > 1:
+            if args[0].size >= (call.min_work or PARALLEL_MIN_WORK) and parallel_threads() > 1:
                 return call.parallel(*args)
             return call.serial(*args)
         call.parallel, call.serial, call.min_work = par, ser, min_work

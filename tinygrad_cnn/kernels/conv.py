@@ -662,9 +662,9 @@ class PatchLayout:
         several threads pad per channel: the padded batch would go through main memory twice,
         and memory bandwidth does not grow with the threads here (MobileNet-style depthwise
         layers at 2 threads 20% faster this way; at one thread padding up front wins)."""
-        from . import PARALLEL_MIN_WORK     # (its current value: the kernels' own test)
+        from . import PARALLEL_MIN_WORK, parallel_threads    # (its current value: the kernels' own test)
         in_size = self.in3[0] * self.in3[1] * self.in3[2]
-        if numba.get_num_threads() > 1 and n * c * in_size >= PARALLEL_MIN_WORK:
+        if parallel_threads() > 1 and n * c * in_size >= PARALLEL_MIN_WORK:
             return False
         return n * c * self.n_planes * self.plane_size * itemsize <= PREFILL_MAX_BYTES
 
