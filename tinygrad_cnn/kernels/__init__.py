@@ -82,7 +82,11 @@ def parallel_threads() -> int:
 import functools  # noqa: E402
 import types  # noqa: E402
 
-PARALLEL_MIN_WORK = 1 << 20     # elements of the first argument below which serial wins
+# Elements of the first argument below which serial wins. With TBB's cheap launches a second
+# thread pays from about 64K elements of compute-heavy work (pooling, depthwise, LeNet's first
+# conv): at 2 threads LeNet-5 B=64 3.63 -> 3.29 ms, B=256 10.4 -> 9.9 ms, SegNet 10.8 -> 10.4
+# ms, ResNet-20 200 -> 195 ms against 1M (with the memory-bound threshold below), MobileNet even.
+PARALLEL_MIN_WORK = 1 << 16
 
 
 def _renamed(f, suffix: str):
@@ -93,11 +97,9 @@ def _renamed(f, suffix: str):
     return twin
 
 
-# Memory-bound passes (ReLU, batch-norm) have their own threshold. With workqueue's costly
-# launches it was 4M elements; with passive OpenMP, ResNet-20's 1M- and 2M-element passes gain
-# from the second thread too (step at 2 threads 201 -> 194 ms, 191 -> 183 ms in two A/B runs;
-# 512K elements: no better), the MobileNet-style step is unchanged.
-MEMORY_BOUND_MIN_WORK = 1 << 20
+# Memory-bound passes (ReLU, batch-norm) have their own threshold, 4x the default (with
+# workqueue's costly launches it had been 4M elements; see the measurements above).
+MEMORY_BOUND_MIN_WORK = 1 << 18
 
 
 def parallel_kernel(min_work=None, **options):
