@@ -82,8 +82,10 @@ Int3 = Tuple[int, int, int]
 COLS_CHUNK_BYTES = 2 << 20
 
 # Convolutions whose whole patch matrix is smaller than this run their chunks in the calling
-# thread (LeNet-sized layers: at two threads the hand-offs made a LeNet step slower than at one).
-POOL_MIN_BYTES = 8 << 20
+# thread (the hand-offs cost more than they save). 8 MB while the workqueue layer's sleeping
+# threads competed for the cores; with TBB, 1 MB: at 2 threads SegNet 11.0 -> 9.9 ms, LeNet-5
+# B=64 4.0 -> 3.7 ms, ResNet-20 and LeNet-5 B=256 even (two A/B runs in one process each).
+POOL_MIN_BYTES = 1 << 20
 
 # Depthwise kernels pad the whole batch first when that padded copy is at most this big, else
 # each job pads its own channel (see PatchLayout.use_prefill). Measured: padding up front won
