@@ -5,7 +5,7 @@ A registered Function that no spec claims fails test_every_function_is_covered.
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_cnn as tc
 import tinygrad_cnn.nn  # noqa: F401  (registers every family's Functions)
@@ -127,3 +127,21 @@ def _draw_once(spec):
         box.append(spec.sample(data.draw))
     draw()
     return box[0]
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.data(), st.sampled_from([np.float32, np.float64, np.int32, np.int64]), st.booleans())
+def test_sum_over_several_dims_is_numpys_sum(data, dtype, keepdim):
+    """The reduction behind Tensor.sum (merged neighbouring dims, innermost run first) gives
+    NumPy's dtype and shape, and its values (exactly for integers)."""
+    from hypothesis.extra import numpy as hnp
+    from tinygrad_cnn.ops.reduce import sum_dims
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
+    a = data.draw(hnp.arrays(dtype, shape, elements=st.integers(-1000, 1000)))
+    dims = tuple(sorted(data.draw(st.sets(st.integers(0, max(0, a.ndim - 1)), max_size=a.ndim))))
+    got, want = sum_dims(a, dims, keepdim), np.sum(a, axis=dims, keepdims=keepdim)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if a.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-3)
+    else:
+        np.testing.assert_array_equal(got, want)
