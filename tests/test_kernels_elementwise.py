@@ -58,3 +58,26 @@ def test_relu_forward_matches_torch_on_strided_input():
     x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)[:, ::2]
     x[0, 0] = np.nan
     np.testing.assert_array_equal(E.relu(x), torch.relu(torch.from_numpy(x.copy())).numpy())
+
+
+@settings(deadline=None)
+@given(a=hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(min_dims=0, max_dims=4, max_side=5),
+                    elements=floats), data=st.data())
+def test_add_is_numpys_add(a, data):
+    """The residual-add kernel: NumPy's result (values, dtype, shape) for same-shape arrays, and
+    NumPy's own add for broadcasting, mixed dtypes or strided views."""
+    b = data.draw(hnp.arrays(a.dtype, a.shape, elements=floats))
+    for x, y in [(a, b), (a, b[..., :1] if b.ndim else b), (a, b.astype(np.float16)),
+                 (a.T, b.T), (a, np.float32(2.0) * np.ones((), a.dtype))]:
+        got, want = E.add(x, y), x + y
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_add_kernel_twins_on_a_big_array(monkeypatch):
+    x = np.random.default_rng(2).standard_normal(1000).astype(np.float32)
+    y = np.random.default_rng(3).standard_normal(1000).astype(np.float32)
+    for kernel in (E._add_flat.parallel, E._add_flat.serial):
+        out = np.empty_like(x)
+        kernel(x, y, out)
+        np.testing.assert_array_equal(out, x + y)

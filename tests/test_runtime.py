@@ -109,6 +109,8 @@ def test_threading_layer_choice_and_the_users_word():
     OpenMP on our own (see kernels/__init__.py); a layer the user names is used as it is."""
     assert _run(_LAYER_SNIPPET) == (["tbb"] if _tbb_installed() else ["workqueue"])
     assert _run(_LAYER_SNIPPET, NUMBA_THREADING_LAYER="workqueue") == ["workqueue"]
+    if _tbb_installed():        # asked for by name, TBB is found in the wheel too
+        assert _run(_LAYER_SNIPPET, NUMBA_THREADING_LAYER="tbb") == ["tbb"]
 
 
 _FORK_SNIPPET = """

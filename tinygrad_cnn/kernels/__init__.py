@@ -49,9 +49,9 @@ def _load_tbb() -> bool:
 
 
 def _start_threading_layer() -> None:
+    _load_tbb()                 # (also for a user who asks for the tbb layer by name)
     if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
         return
-    _load_tbb()
     numba.config.THREADING_LAYER = "default"
     numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 
