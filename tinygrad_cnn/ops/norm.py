@@ -15,10 +15,11 @@ batch statistics are computed once. Backward has two paths with the same numbers
 
 * when the gradient itself is being recorded (``create_graph=True``, grad mode on inside
   backward) it is written with Tensor ops, so second derivatives (gradgradcheck) work;
-* otherwise nothing is recorded anyway, so it runs two fused Numba passes
-  (``kernels/norm.py``) instead of a dozen small ops -- the path of every training step.
+* otherwise nothing is recorded anyway, so it runs one fused Numba kernel
+  (``kernels/norm.py``: per channel, the two sums and then the input gradient) instead of a
+  dozen small ops -- the path of every training step.
 
-The forward is fused the same way: statistics in one kernel, normalise + affine in another.
+The forward is fused the same way: per channel, the statistics and then normalise + affine.
 
 ``tests/test_layers.py`` checks that both paths agree.
 """
@@ -55,24 +56,23 @@ class BatchNorm(Function):
         xd = np.ascontiguousarray(x.data)
         dt = xd.dtype
         x3 = xd.reshape(xd.shape[0], xd.shape[1], -1)
+        out = np.empty_like(xd)
         if training:
-            m = xd.size // xd.shape[1]
-            mean64, var = K.channel_mean_var(x3)                 # one thread per channel, float64
-            invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
+            # statistics, then normalise + affine, one job per channel (kernels/norm.py)
+            m, c = xd.size // xd.shape[1], xd.shape[1]
+            mean, invstd, scale, shift = (np.empty(c, dt) for _ in range(4))
+            w = np.ones(c, dt) if weight is None else weight.data.astype(dt, copy=False)
+            b = np.zeros(c, dt) if bias is None else bias.data.astype(dt, copy=False)
+            mean64, var = K.forward_train(x3, w, b, float(eps), mean, invstd, scale, shift, out.reshape(x3.shape))
             if running_mean is not None:
-                rm, rv = running_mean, running_var
-                unbiased = var * (m / (m - 1)) if m > 1 else var
-                rm.data[...] = (1 - momentum) * rm.data + momentum * mean64
-                rv.data[...] = (1 - momentum) * rv.data + momentum * unbiased
-                rm._version += 1
-                rv._version += 1
-            mean = mean64.astype(dt)
-        else:
-            mean = running_mean.data.astype(dt, copy=False)
-            invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
+                _update_running(running_mean, running_var, mean64, var, m, momentum)
+            ctx.save_for_backward(x, weight)
+            ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
+            return out
+        mean = running_mean.data.astype(dt, copy=False)
+        invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
         scale = invstd if weight is None else invstd * weight.data
         shift = np.zeros_like(mean) if bias is None else bias.data
-        out = np.empty_like(xd)
         K.normalize(x3, mean, scale.astype(dt, copy=False), shift.astype(dt, copy=False), out.reshape(x3.shape))
         ctx.save_for_backward(x, weight)
         ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
@@ -89,6 +89,15 @@ class BatchNorm(Function):
                                          ctx.mean, ctx.invstd, ctx.training)
         return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
                 None, None, None, None, None)
+
+
+def _update_running(rm: Tensor, rv: Tensor, mean64: np.ndarray, var: np.ndarray, m: int, momentum: float):
+    """running_mean / running_var <- (1 - momentum) * old + momentum * batch (unbiased var)."""
+    unbiased = var * (m / (m - 1)) if m > 1 else var
+    rm.data[...] = (1 - momentum) * rm.data + momentum * mean64
+    rv.data[...] = (1 - momentum) * rv.data + momentum * unbiased
+    rm._version += 1
+    rv._version += 1
 
 
 def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: np.ndarray,
@@ -116,21 +125,21 @@ def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: n
 
 def _backward_fused(g: np.ndarray, x: np.ndarray, weight: Optional[np.ndarray], mean: np.ndarray,
                     invstd: np.ndarray, training: bool):
-    """The same gradient in two fused passes (used when no graph is being recorded)."""
+    """The same gradient in one fused Numba kernel (used when no graph is being recorded)."""
     dt = g.dtype
     g = np.ascontiguousarray(np.broadcast_to(g, x.shape))
     x = np.ascontiguousarray(x)
     g3, x3 = g.reshape(g.shape[0], g.shape[1], -1), x.reshape(g.shape[0], g.shape[1], -1)
-    m = x.size // x.shape[1]
-    gb, g_xc = K.grad_sums(g3, x3, mean)                # sum(g), sum(g * (x - mean)) per channel
-    gw = g_xc * invstd                                  # sum(g * xhat)
     scale = (invstd if weight is None else invstd * weight).astype(dt, copy=False)
     if training:
-        # gx = scale * (g - sum(g)/m - (x - mean) * invstd^2 * sum(g * (x - mean))/m)
-        k = (scale * invstd * invstd * g_xc / m).astype(dt)
-        shift = (scale * gb / m).astype(dt)
+        # gx = scale * (g - sum(g)/m - (x - mean) * invstd^2 * sum(g * (x - mean))/m), one job
+        # per channel; k and shift are its two per-channel factors
         gx = np.empty_like(g)
-        K.grad_input(g3, x3, mean, scale, k, shift, gx.reshape(g3.shape))
+        k, shift = np.empty(len(mean), dt), np.empty(len(mean), dt)
+        gb, g_xc = K.backward_train(g3, x3, mean, invstd, scale, k, shift, gx.reshape(g3.shape))
     else:
+        gb = np.sum(g, axis=(0,) + tuple(range(2, g.ndim)), dtype=np.float64)
+        g_xc = np.sum(g * (x - channel_view(mean, x.ndim)), axis=(0,) + tuple(range(2, g.ndim)), dtype=np.float64)
         gx = g * channel_view(scale, g.ndim)
+    gw = g_xc * invstd                                  # sum(g * xhat)
     return Tensor(gx.astype(dt, copy=False)), Tensor(gw.astype(dt)), Tensor(gb.astype(dt))
