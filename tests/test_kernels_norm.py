@@ -76,3 +76,43 @@ def test_statistics_do_not_depend_on_thread_count():
     for r in results[1:]:
         for a, b in zip(results[0], r):
             np.testing.assert_array_equal(a, b)
+
+
+NO_JIT_SCRIPT = """
+import numpy as np, numba
+assert numba.config.DISABLE_JIT
+from tinygrad_cnn.kernels import norm as K, elementwise as E
+assert not hasattr(K.forward_train.parallel, "signatures")      # plain Python functions
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 2, 5)); g = rng.standard_normal((3, 2, 5))
+w, b = rng.standard_normal(2), rng.standard_normal(2)
+for twin in ("parallel", "serial"):
+    mean, invstd, scale, shift = (np.empty(2) for _ in range(4))
+    out = np.empty_like(x)
+    m64, var = getattr(K.forward_train, twin)(x, w, b, 1e-5, mean, invstd, scale, shift, out)
+    want, wm, wv = K.forward_train_reference(x, w, b, 1e-5)
+    assert np.allclose(out, want) and np.allclose(m64, wm) and np.allclose(var, wv)
+    k, sh, gx = np.empty(2), np.empty(2), np.empty_like(g)
+    sg, sgx = getattr(K.backward_train, twin)(g, x, mean, invstd, scale, k, sh, gx)
+    wgx, wsg, wsgx = K.backward_train_reference(g, x, mean, invstd, scale)
+    assert np.allclose(gx, wgx) and np.allclose(sg, wsg) and np.allclose(sgx, wsgx)
+    K.normalize(x, mean, scale, shift, out)
+    assert np.allclose(out, want)
+f = rng.standard_normal(50).astype(np.float32)
+assert np.array_equal(E.relu(f), E.relu_reference(f))
+assert np.array_equal(E.relu_backward(f, f[::-1].copy()), E.relu_backward_reference(f, f[::-1].copy()))
+assert np.array_equal(E.add(f, f[::-1].copy()), f + f[::-1])
+assert np.allclose(E.erf(f), E.erf_reference(f))
+print("ok")
+"""
+
+
+def test_norm_and_elementwise_kernels_run_without_the_jit():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=root)
+    result = subprocess.run([sys.executable, "-c", NO_JIT_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
