@@ -11,9 +11,10 @@ quickly, and a launch must be cheap. Measured on the 2-core VMs (one tiny parall
     omp, libgomp's default spin    1.3 us                 2.9 us             40 us
 
 The library prefers TBB (the ``tbb`` wheel is a dependency on x86-64; its library is loaded from
-the wheel here, as a pip install does not put it on the loader's path), then workqueue. At 2
-threads TBB took the ResNet-20 step from 214 to 186-193 ms and the MobileNet-style one from
-148-176 to 155-160 ms (each in its own process, two rounds). OpenMP is not chosen by default:
+the wheel here, as a pip install does not put it on the loader's path), then workqueue. Same
+code, two full runs of benchmarks/train_step.py at 2 threads with each layer: ResNet-20 1.28 /
+1.29 x PyTorch with TBB against 1.36 / 1.39 with workqueue, the MobileNet-style net 0.94 / 0.97
+against 1.05 / 1.09. OpenMP is not chosen by default:
 GNU OpenMP is one library per process, shared with PyTorch's (whichever is imported first sets
 the spin policy for both), its default spinning takes the core that BLAS or a conv chunk wants
 next (10-50x slowdowns seen in session 1), and it is not fork-safe. A user's choice wins:
