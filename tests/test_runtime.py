@@ -12,15 +12,21 @@ from tinygrad_cnn.kernels import elementwise as E
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tuned(**env):
+def _python(code, unset=(), **env):
+    """stdout of ``python -c code`` with the project on the path, ``unset`` variables removed
+    from the environment and ``env`` added (the run must succeed)."""
     full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for k in ("TINYGRAD_CNN_MALLOC_TUNING", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+    for k in unset:
         full.pop(k, None)
     full.update(env)
-    out = subprocess.run([sys.executable, "-c", "import tinygrad_cnn; print(tinygrad_cnn._malloc.TUNED)"],
-                         env=full, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return out.stdout
+
+
+def _tuned(**env):
+    return _python("import tinygrad_cnn; print(tinygrad_cnn._malloc.TUNED)",
+                   ("TINYGRAD_CNN_MALLOC_TUNING", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"), **env).strip()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
@@ -85,14 +91,11 @@ print(numba.threading_layer())
 """
 
 
+_LAYER_VARS = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY")
+
+
 def _run(snippet, **env):
-    full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for k in ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"):
-        full.pop(k, None)
-    full.update(env)
-    out = subprocess.run([sys.executable, "-c", snippet], env=full, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return _python(snippet, _LAYER_VARS, **env).split()
 
 
 def _tbb_installed():
@@ -148,9 +151,8 @@ def test_kernels_in_a_child_forked_after_the_threads_started(layer):
     env = {"NUMBA_NUM_THREADS": "2"}
     if layer:
         env["NUMBA_THREADING_LAYER"] = layer
-    out = subprocess.run([sys.executable, "-c", _FORK_SNIPPET], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                                  **{k: v for k, v in env.items()}))
+    full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    out = subprocess.run([sys.executable, "-c", _FORK_SNIPPET], capture_output=True, text=True, timeout=300, env=full)
     if layer == "omp" and "No threading layer could be loaded" in out.stderr:
         pytest.skip("GNU OpenMP layer not available here")
     assert out.returncode == 0, out.stderr

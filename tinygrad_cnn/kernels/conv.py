@@ -715,7 +715,6 @@ class WrappedLayout(PatchLayout):
         self.kept3 = (max(0, min(in3[0], Qd - p3[0])), max(0, min(in3[1], Qh - p3[1])), W)
         self.is_identity = (self.lead == 0 and p3[0] == p3[1] == 0 and (Qd, Qh, P) == tuple(in3)
                             and self.plane_size == Qd * Qh * P)
-        self.fast_split = False
         starts = [od * self.step_d + oh * self.step_h for od in range(Do) for oh in range(Ho)]
         wrapped = [[ow for ow in range(Wo) if not 0 <= ow + kw * d3[2] - p3[2] < W] for _, _, kw in taps]
         self.n_zero = np.array([len(starts) * len(w) for w in wrapped], dtype=np.int64)

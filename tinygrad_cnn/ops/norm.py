@@ -57,23 +57,25 @@ class BatchNorm(Function):
         dt = xd.dtype
         x3 = xd.reshape(xd.shape[0], xd.shape[1], -1)
         out = np.empty_like(xd)
+        out3, c = out.reshape(x3.shape), xd.shape[1]
         if training:
             # statistics, then normalise + affine, one job per channel (kernels/norm.py)
-            m, c = xd.size // xd.shape[1], xd.shape[1]
             mean, invstd, scale, shift = (np.empty(c, dt) for _ in range(4))
             w = np.ones(c, dt) if weight is None else weight.data.astype(dt, copy=False)
             b = np.zeros(c, dt) if bias is None else bias.data.astype(dt, copy=False)
-            mean64, var = K.forward_train(x3, w, b, float(eps), mean, invstd, scale, shift, out.reshape(x3.shape))
+            mean64, var = K.forward_train(x3, w, b, float(eps), mean, invstd, scale, shift, out3)
             if running_mean is not None:
-                _update_running(running_mean, running_var, mean64, var, m, momentum)
-            ctx.save_for_backward(x, weight)
-            ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
-            return out
-        mean = running_mean.data.astype(dt, copy=False)
-        invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
-        scale = invstd if weight is None else invstd * weight.data
-        shift = np.zeros_like(mean) if bias is None else bias.data
-        K.normalize(x3, mean, scale.astype(dt, copy=False), shift.astype(dt, copy=False), out.reshape(x3.shape))
+                m = xd.size // c
+                unbiased = var * (m / (m - 1)) if m > 1 else var
+                for stat, batch in ((running_mean, mean64), (running_var, unbiased)):
+                    stat.data[...] = (1 - momentum) * stat.data + momentum * batch
+                    stat._version += 1
+        else:
+            mean = running_mean.data.astype(dt, copy=False)
+            invstd = (1.0 / np.sqrt(running_var.data.astype(np.float64) + eps)).astype(dt)
+            scale = invstd if weight is None else invstd * weight.data
+            shift = np.zeros_like(mean) if bias is None else bias.data
+            K.normalize(x3, mean, scale.astype(dt, copy=False), shift.astype(dt, copy=False), out3)
         ctx.save_for_backward(x, weight)
         ctx.mean, ctx.invstd, ctx.training, ctx.eps = mean, invstd, training, eps
         return out
@@ -89,15 +91,6 @@ class BatchNorm(Function):
                                          ctx.mean, ctx.invstd, ctx.training)
         return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None,
                 None, None, None, None, None)
-
-
-def _update_running(rm: Tensor, rv: Tensor, mean64: np.ndarray, var: np.ndarray, m: int, momentum: float):
-    """running_mean / running_var <- (1 - momentum) * old + momentum * batch (unbiased var)."""
-    unbiased = var * (m / (m - 1)) if m > 1 else var
-    rm.data[...] = (1 - momentum) * rm.data + momentum * mean64
-    rv.data[...] = (1 - momentum) * rv.data + momentum * unbiased
-    rm._version += 1
-    rv._version += 1
 
 
 def _backward_tensor_ops(g: Tensor, x: Tensor, weight: Optional[Tensor], mean: np.ndarray,
