@@ -163,30 +163,63 @@ def test_unpadded_max_ties_and_nan_in_every_tap_position():
                 assert nan_equal(v, ref_v) and i.item() == ref_i.item() == pos, (k, pos, kind)
 
 
-def test_max_pool_2x2_takes_the_unpadded_kernel(monkeypatch):
+def test_max_pool_2x2_takes_the_fast_kernels(monkeypatch):
     calls = []
-    fast = kp.window_max_unpadded
 
-    def spy(*args):
-        calls.append(args[3:])
-        return fast(*args)
+    def spy(name):
+        fast = getattr(kp, name)
+
+        def run(*args):
+            calls.append((name,) + args[3:])
+            return fast(*args)
+        return run
 
     def generic(*args):
         raise AssertionError("the generic kernel ran")
 
-    monkeypatch.setattr(kp, "window_max_unpadded", spy)
+    monkeypatch.setattr(kp, "window_max_unpadded", spy("window_max_unpadded"))
+    monkeypatch.setattr(kp, "window_max_2x2", spy("window_max_2x2"))
     monkeypatch.setattr(kp, "window_max", generic)
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 8)).astype(np.float32)
     windows = kp.PoolWindows.regular((7, 8), (2, 2), (2, 2), (0, 0), (1, 1), (3, 4))
     values, indices = windows.max(x)
-    assert calls == [(2, 2, 1, 2, 2)]
+    assert calls == [("window_max_2x2", 1, 2)]
     ref_values, ref_indices = kp.max_pool_reference(x, (2, 2), (2, 2), (0, 0), (1, 1), (3, 4))
     np.testing.assert_array_equal(values, ref_values)
     np.testing.assert_array_equal(indices, ref_indices)
-    # 3x3 stride 3, and 1-d pooling, take it too
+    # 3x3 stride 3, 1-d pooling and 2x2 stride 1 take the unrolled scan
     kp.PoolWindows.regular((9, 9), (3, 3), (3, 3), (0, 0), (1, 1), (3, 3)).max(np.zeros((1, 2, 9, 9)))
     kp.PoolWindows.regular((8,), (2,), (2,), (0,), (1,), (4,)).max(x[:, :, 0])
-    assert calls[1:] == [(3, 3, 1, 3, 3), (1, 2, 1, 1, 2)]
+    kp.PoolWindows.regular((7, 8), (2, 2), (1, 1), (0, 0), (1, 1), (6, 7)).max(x)
+    assert calls[1:] == [("window_max_unpadded", 3, 3, 1, 3, 3), ("window_max_unpadded", 1, 2, 1, 1, 2),
+                         ("window_max_unpadded", 2, 2, 1, 1, 1)]
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]), stride_d=st.integers(1, 2),
+       stride_h=st.integers(1, 3), nan=st.booleans())
+def test_vectorised_2x2_max_matches_the_scan(data, dtype, stride_d, stride_h, nan):
+    # window_max_2x2 picks the index by equality and redoes rows with NaN: it must agree with
+    # the unrolled scan (first maximum on ties, the last NaN wins, -inf and +inf as values)
+    D, H, W = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 7)), data.draw(st.integers(2, 9))
+    x = tie_heavy(data.draw, (2, D, H, W), nan=False)
+    if nan:
+        flat = x.reshape(-1)
+        for i in data.draw(st.lists(st.integers(0, flat.size - 1), min_size=1, max_size=4)):
+            flat[i] = data.draw(st.sampled_from([np.nan, -np.inf, np.inf]))
+    x = x.astype(dtype)
+    shape = (2, (D - 1) // stride_d + 1, (H - 2) // stride_h + 1, (W - 2) // 2 + 1)
+    values, indices = kp.window_max_2x2(x, np.empty(shape, dtype), np.empty(shape, np.int64), stride_d, stride_h)
+    scan_values, scan_indices = kp.window_max_unpadded(x, np.empty(shape, dtype), np.empty(shape, np.int64),
+                                                       2, 2, stride_d, stride_h, 2)
+    assert nan_equal(values, scan_values)
+    np.testing.assert_array_equal(indices, scan_indices)
+    # and so do both twins (parallel and serial) of the kernel
+    serial = kp.window_max_2x2.serial(x, np.empty(shape, dtype), np.empty(shape, np.int64), stride_d, stride_h)
+    par = kp.window_max_2x2.parallel(x, np.empty(shape, dtype), np.empty(shape, np.int64), stride_d, stride_h)
+    for v, i in (serial, par):
+        assert nan_equal(v, values)
+        np.testing.assert_array_equal(i, indices)
 
 
 @pytest.mark.parametrize("args", [
@@ -458,7 +491,7 @@ NO_JIT_SCRIPT = textwrap.dedent("""
     assert np.isclose(np.vdot(y, g), np.vdot(x, w.mean_adjoint(g)))
     a = kp.PoolWindows.adaptive((5, 4), (2, 3))
     assert np.allclose(a.mean(x), kp.adaptive_avg_pool_reference(x, (2, 3)))
-    for k, s in ((2, 2), (3, 3), (2, 1), (4, 3)):        # unrolled 2x2, 3x3, general loop
+    for k, s in ((2, 2), (3, 3), (2, 1), (4, 3)):   # vectorised 2x2; unrolled 3x3, 2x2; general loop
         xi = rng.integers(-2, 3, (2, 3, 9, 8)).astype(np.float64)
         xi[0, 1, 2, 3] = np.nan
         out = ((9 - k) // s + 1, (8 - k) // s + 1)
