@@ -101,3 +101,25 @@ def test_small_convolutions_hold_blas_when_the_library_has_threads(monkeypatch):
     K._run_chunks(4, 10, work)
     if K.ThreadpoolController is not None:
         assert held == [True, False]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_function_is_numpys_gemm(dtype):
+    """gemm_function gives cblas_?gemm of NumPy's BLAS: row-major products with leading
+    dimensions wider than the operands, B plain or transposed, C's padding left alone."""
+    gemm = B.gemm_function(dtype)
+    if gemm is None:     # pragma: no cover - a BLAS without cblas symbols
+        pytest.skip("no cblas GEMM found")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 9)).astype(dtype)
+    b = rng.standard_normal((7, 11)).astype(dtype)
+    for trans, b_used in ((B.NO_TRANS, b[:7, :6]), (B.TRANS, b[:6, :7].T)):
+        c = np.full((5, 8), -3.0, dtype)
+        gemm(B.ROW_MAJOR, B.NO_TRANS, trans, 5, 6, 7, 1.0, a.ctypes.data, 9, b.ctypes.data, 11, 0.0, c.ctypes.data, 8)
+        np.testing.assert_allclose(c[:, :6], a[:, :7] @ b_used, rtol=1e-5)
+        assert np.all(c[:, 6:] == -3.0)
+
+
+def test_gemm_function_only_for_float32_and_float64():
+    assert B.gemm_function(np.int32) is None and B.gemm_function(np.float16) is None
+    assert B.gemm_function(np.float32) is B.gemm_function(np.dtype("float32"))      # built once

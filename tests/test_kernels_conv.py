@@ -131,13 +131,16 @@ def test_adjoint_identities(cfg):
     assert np.isclose(lhs, np.vdot(w, gw), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("jitted", [True, False])
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("chunk_bytes", [1, 700, 5000])
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("stride,out_size", [((2, 1), (3, 5)), ((1, 1), (5, 5))])
-def test_batch_chunking(monkeypatch, workers, chunk_bytes, groups, stride, out_size):
+def test_batch_chunking(monkeypatch, jitted, workers, chunk_bytes, groups, stride, out_size):
     """Tiny chunk budgets force one-sample chunks and ragged last chunks (both layouts, chunks
-    run in the calling thread or concurrently on worker threads)."""
+    run in the calling thread or concurrently on worker threads, as jitted chunk kernels or
+    as Python closures on the worker pool)."""
+    monkeypatch.setattr(K, "JITTED_CHUNKS", jitted)
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(K, "NUM_WORKERS", workers)
     monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)        # tiny problems on the worker threads too
@@ -146,12 +149,14 @@ def test_batch_chunking(monkeypatch, workers, chunk_bytes, groups, stride, out_s
     assert_family_matches_reference(cfg, np.float64, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("jitted", [True, False])
 @pytest.mark.parametrize("workers", [1, 2, 4])
 @pytest.mark.parametrize("kernel,stride", [((1, 1), (1, 1)), ((3, 3), (1, 1)), ((3, 3), (2, 2))])
-def test_worker_threads_give_identical_results(monkeypatch, workers, kernel, stride):
+def test_worker_threads_give_identical_results(monkeypatch, jitted, workers, kernel, stride):
     """The chunk threads change nothing: for a fixed chunking, the same float32 bits whether the
     chunks run in the calling thread or on workers (each chunk computes its own samples; the
     weight gradient sums the chunks in order)."""
+    monkeypatch.setattr(K, "JITTED_CHUNKS", jitted)
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 2000)
     monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
     rng = np.random.default_rng(5)
@@ -476,11 +481,13 @@ def test_which_geometries_fuse(geometry, fuses):
                             (1, 1), g) == fuses
 
 
+@pytest.mark.parametrize("jitted", [True, False])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_fused_backward_float32_chunks_and_threads(monkeypatch, workers):
+def test_fused_backward_float32_chunks_and_threads(monkeypatch, jitted, workers):
     """float32, many small chunks on worker threads: the input gradient is bit-for-bit
     conv_input_grad's (the same GEMM on the same patch matrix) and the weight gradient agrees to
     float32 rounding (another order of the same products)."""
+    monkeypatch.setattr(K, "JITTED_CHUNKS", jitted)
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 3000)
     monkeypatch.setattr(K, "NUM_WORKERS", workers)
     monkeypatch.setattr(K, "POOL_MIN_BYTES", 0)
@@ -492,6 +499,60 @@ def test_fused_backward_float32_chunks_and_threads(monkeypatch, workers):
     assert gx.dtype == gw.dtype == np.float32
     np.testing.assert_array_equal(gx, K.conv_input_grad(gy, w, (1, 1), (1, 1), (1, 1), 2, (10, 7)))
     np.testing.assert_allclose(gw, K.conv_weight_grad(x, gy, (3, 3), (1, 1), (1, 1), (1, 1), 2), rtol=1e-4, atol=1e-4)
+
+
+@settings(**SETTINGS)
+@given(conv_configs(path="general"), st.sampled_from([np.float32, np.float64]), st.integers(1, 3))
+def test_jitted_chunks_match_the_python_chunks(cfg, dtype, workers):
+    """The jitted chunk kernels (gather -> BLAS GEMM called from Numba -> write-out) and the
+    Python closures on the worker pool compute the same four results: forward, input gradient,
+    weight gradient and the fused backward, for both patch layouts and any grouping."""
+    if K.blas.gemm_function(dtype) is None:     # pragma: no cover - no GEMM callable from Numba
+        pytest.skip("BLAS's GEMM is not callable from Numba here")
+    x, w, b, gy = make_arrays(cfg, dtype)
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    results = []
+    old = K.JITTED_CHUNKS, K.NUM_WORKERS, K.POOL_MIN_BYTES, K.COLS_CHUNK_BYTES
+    try:
+        K.NUM_WORKERS, K.POOL_MIN_BYTES, K.COLS_CHUNK_BYTES = workers, 0, 500
+        for jitted in (True, False):
+            K.JITTED_CHUNKS = jitted
+            y, source = K.conv_forward(x, w, b, *args, cfg["out_size"], keep_source=True)
+            results.append([y, K.conv_input_grad(gy, w, *args, cfg["in_size"]),
+                            K.conv_weight_grad(x, gy, cfg["kernel"], *args, source=source),
+                            K.conv_weight_grad(x, gy, cfg["kernel"], *args)]
+                           + list(K.conv_backward(x, gy, w, *args) or ()))
+    finally:
+        K.JITTED_CHUNKS, K.NUM_WORKERS, K.POOL_MIN_BYTES, K.COLS_CHUNK_BYTES = old
+    for a, c in zip(*results):
+        assert a.dtype == c.dtype == dtype
+        np.testing.assert_allclose(a, c, **tol)
+    want = run_all(cfg, x, w, b, gy, "_reference")
+    for a, r in zip(results[0], want + (want[2],)):
+        np.testing.assert_allclose(a, r, **(dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else tol))
+
+
+def test_the_gemm_paths_run_as_jitted_chunks(monkeypatch):
+    """With a GEMM callable from Numba, the GEMM paths take the jitted chunk kernels (the
+    Python closures on the worker pool never run); without one they fall back to them."""
+    if K.blas.gemm_function(np.float32) is None:     # pragma: no cover
+        pytest.skip("BLAS's GEMM is not callable from Numba here")
+    ran = []
+    monkeypatch.setattr(K, "_run_chunks", lambda *a: ran.append("pool") or [])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    K.conv_forward(x, w, None, (1, 1), (1, 1), (1, 1), 1, (6, 6))
+    K.conv_forward(x, w, None, (2, 2), (1, 1), (1, 1), 1, (3, 3))
+    K.conv_input_grad(gy[:, :, ::2, ::2], w, (2, 2), (1, 1), (1, 1), 1, (6, 6))
+    K.conv_weight_grad(x, gy, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    K.conv_backward(x, gy, w, (1, 1), (1, 1), (1, 1), 1)
+    assert ran == []
+    monkeypatch.setattr(K, "JITTED_CHUNKS", False)
+    K.conv_weight_grad(x, gy, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    assert ran == ["pool"]
 
 
 def test_parallel_depthwise_kernels_pad_per_channel(monkeypatch):

@@ -11,6 +11,8 @@ products (a fully-connected layer of AlexNet's size) use BLAS's threads, where t
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -94,3 +96,69 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.matmul(a, b)
     with single_thread():
         return np.matmul(a, b)
+
+
+# ----------------------------------------------------------------------------------------------
+# GEMM callable from Numba: the conv kernels run whole chunks (gather -> GEMM -> write-out) in
+# one jitted call on Numba's threads, with no Python (and no GIL hand-off) between the steps.
+# ----------------------------------------------------------------------------------------------
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112      # the CBLAS enum values
+
+# (symbol, integer type) of cblas_?gemm: NumPy's own OpenBLAS (scipy-openblas, 64-bit ints,
+# prefixed names), then the plain names of a system BLAS
+_GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64),
+                 ("scipy_cblas_{}gemm", ctypes.c_int), ("cblas_{}gemm", ctypes.c_int))
+
+
+def _blas_library_paths() -> list:
+    paths = []
+    if ThreadpoolController is not None:
+        paths = [lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    if os.path.isdir(libs):     # where NumPy's wheels keep their OpenBLAS
+        paths += sorted(os.path.join(libs, f) for f in os.listdir(libs) if "openblas" in f)
+    return paths
+
+
+def gemm_function(dtype) -> Optional[object]:
+    """``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) of the BLAS NumPy uses, as a
+    ctypes function that jitted code can call (passed in as an argument, so that the kernels
+    calling it stay cacheable); None for other dtypes, or when no such BLAS is found or it
+    fails a small check product. Arguments: ``(ROW_MAJOR, trans_a, trans_b, m, n, k, alpha,
+    a_ptr, lda, b_ptr, ldb, beta, c_ptr, ldc)``."""
+    dtype = np.dtype(dtype)
+    return _gemm_function(dtype.char) if dtype in (np.float32, np.float64) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_function(char: str) -> Optional[object]:
+    dtype = np.dtype(char)
+    letter, real = ("s", ctypes.c_float) if dtype == np.float32 else ("d", ctypes.c_double)
+    for path in _blas_library_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, integer in _GEMM_SYMBOLS:
+            try:
+                address = getattr(lib, name.format(letter))
+            except AttributeError:
+                continue
+            ptr = ctypes.c_void_p
+            fn = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,
+                                  real, ptr, integer, ptr, integer, real, ptr, integer)(ctypes.cast(address, ptr).value)
+            if _gemm_works(fn, dtype):
+                return fn
+    return None
+
+
+def _gemm_works(fn, dtype) -> bool:
+    """A 3x4 @ (5x4)^T product with padded rows, checked against NumPy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 6)).astype(dtype)
+    b = rng.standard_normal((5, 7)).astype(dtype)
+    c = np.full((3, 9), 7.0, dtype)
+    fn(ROW_MAJOR, NO_TRANS, TRANS, 3, 5, 4, 1.0, a.ctypes.data, 6, b.ctypes.data, 7, 0.0, c.ctypes.data, 9)
+    expect = a[:, :4] @ b[:, :4].T
+    return bool(np.allclose(c[:, :5], expect, rtol=1e-4, atol=1e-4) and np.all(c[:, 5:] == 7.0))
