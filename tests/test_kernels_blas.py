@@ -123,3 +123,24 @@ def test_gemm_function_is_numpys_gemm(dtype):
 def test_gemm_function_only_for_float32_and_float64():
     assert B.gemm_function(np.int32) is None and B.gemm_function(np.float16) is None
     assert B.gemm_function(np.float32) is B.gemm_function(np.dtype("float32"))      # built once
+
+
+def test_plain_gemm_names_are_skipped_for_a_64_bit_integer_openblas():
+    """Plain ``cblas_sgemm`` names take 32-bit ints -- unless the OpenBLAS behind them was built
+    with 64-bit ones (its config string says so), where calling them would misread the sizes."""
+    class FakeConfig:
+        restype = None
+
+        def __init__(self, text):
+            self.text = text
+
+        def __call__(self):
+            return self.text
+
+    class Lib:
+        def __init__(self, text):
+            self.openblas_get_config = FakeConfig(text)
+
+    assert B._ilp64_openblas(Lib(b"OpenBLAS 0.3.31 USE64BITINT DYNAMIC_ARCH"))
+    assert not B._ilp64_openblas(Lib(b"OpenBLAS 0.3.31 DYNAMIC_ARCH"))
+    assert not B._ilp64_openblas(object())      # not an OpenBLAS

@@ -145,12 +145,24 @@ def _gemm_function(char: str) -> Optional[object]:
                 address = getattr(lib, name.format(letter))
             except AttributeError:
                 continue
+            if integer is ctypes.c_int and _ilp64_openblas(lib):   # 64-bit ints behind plain names
+                continue
             ptr = ctypes.c_void_p
             fn = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,
                                   real, ptr, integer, ptr, integer, real, ptr, integer)(ctypes.cast(address, ptr).value)
             if _gemm_works(fn, dtype):
                 return fn
     return None
+
+
+def _ilp64_openblas(lib) -> bool:
+    """Whether ``lib`` is an OpenBLAS built with 64-bit integers (its config string says so)."""
+    try:
+        config = lib.openblas_get_config
+    except AttributeError:
+        return False
+    config.restype = ctypes.c_char_p
+    return b"USE64BITINT" in (config() or b"")
 
 
 def _gemm_works(fn, dtype) -> bool:
