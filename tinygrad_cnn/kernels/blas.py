@@ -1,4 +1,5 @@
-"""BLAS under our own threads: the worker pool, holding BLAS to one thread, and matmul.
+"""BLAS under our own threads: the worker pool, holding BLAS to one thread, matmul, and the
+GEMM that jitted kernels call (``gemm_function``, see the end of this file).
 
 The library parallelises on its own threads (the conv chunks in kernels/conv.py, Numba's
 kernels). OpenBLAS's threads would compete with them: after each call they spin for a while
@@ -118,7 +119,7 @@ def _blas_library_paths() -> list:
     libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     if os.path.isdir(libs):     # where NumPy's wheels keep their OpenBLAS
         paths += sorted(os.path.join(libs, f) for f in os.listdir(libs) if "openblas" in f)
-    return paths
+    return list(dict.fromkeys(paths))       # each library once
 
 
 def gemm_function(dtype) -> Optional[object]:

@@ -780,6 +780,14 @@ def _gemm(gemm, trans_b, m, n, k, a, lda, b, ldb, c, ldc):
          a.ctypes.data, lda, b.ctypes.data, ldb, 0.0, c.ctypes.data, ldc)
 
 
+@njit(nogil=True, cache=True)
+def _chunk_bounds(chunk, nb, n, span):
+    """Samples [b0, b1) of chunk number ``chunk`` (``nb`` per chunk) and its m GEMM columns."""
+    b0 = chunk * nb
+    b1 = min(n, b0 + nb)
+    return b0, b1, (b1 - b0) * span
+
+
 @parallel_kernel(cache=True)
 def chunked_forward(xq, n_planes, tap_plane, tap_offset, span, zero_cols, n_zero, step_d, step_h,
                     w, bias, groups, nb, pitch, gemm, y):
@@ -788,9 +796,7 @@ def chunked_forward(xq, n_planes, tap_plane, tap_offset, span, zero_cols, n_zero
     n, c_out, ck_g = xq.shape[0], w.shape[0], w.shape[1]
     cout_g = c_out // groups
     for chunk in prange((n + nb - 1) // nb):
-        b0 = chunk * nb
-        b1 = min(n, b0 + nb)
-        m = (b1 - b0) * span
+        b0, b1, m = _chunk_bounds(chunk, nb, n, span)
         cols = np.empty((groups * ck_g, pitch), xq.dtype)
         prod = np.empty((c_out, pitch), xq.dtype)
         gather_patches(xq[b0:b1], n_planes, tap_plane, tap_offset, span, zero_cols, n_zero, cols)
@@ -807,9 +813,7 @@ def chunked_input_grad(g, wt, groups, n_planes, tap_plane, tap_offset, span, zer
     n, c_out = g.shape[0], g.shape[1]
     ck_g, cout_g = wt.shape[1], wt.shape[2]
     for chunk in prange((n + nb - 1) // nb):
-        b0 = chunk * nb
-        b1 = min(n, b0 + nb)
-        m = (b1 - b0) * span
+        b0, b1, m = _chunk_bounds(chunk, nb, n, span)
         g_t = np.empty((c_out, pitch), g.dtype)
         cols = np.empty((groups * ck_g, pitch), g.dtype)
         output_to_gemm(g[b0:b1], span, step_d, step_h, g_t)
@@ -827,9 +831,7 @@ def chunked_weight_grad(xq, g, groups, n_planes, tap_plane, tap_offset, span, ze
     cout_g = c_out // groups
     ck_g = parts.shape[2] if tall else parts.shape[3]
     for chunk in prange((n + nb - 1) // nb):
-        b0 = chunk * nb
-        b1 = min(n, b0 + nb)
-        m = (b1 - b0) * span
+        b0, b1, m = _chunk_bounds(chunk, nb, n, span)
         cols = np.empty((groups * ck_g, pitch), xq.dtype)
         g_t = np.empty((c_out, pitch), xq.dtype)
         gather_patches(xq[b0:b1], n_planes, tap_plane, tap_offset, span, zero_cols, n_zero, cols)
@@ -851,9 +853,7 @@ def chunked_backward(gq, x, wt, groups, n_planes, tap_plane, tap_offset, span, z
     cin_g, ck_g = wt.shape[1], wt.shape[2]
     no_bias = np.zeros(c_in, gq.dtype)
     for chunk in prange((n + nb - 1) // nb):
-        b0 = chunk * nb
-        b1 = min(n, b0 + nb)
-        m = (b1 - b0) * span
+        b0, b1, m = _chunk_bounds(chunk, nb, n, span)
         cols = np.empty((groups * ck_g, pitch), gq.dtype)
         prod = np.empty((c_in, pitch), gq.dtype)
         x_t = np.empty((c_in, pitch), gq.dtype)
